@@ -362,3 +362,23 @@ def test_r_drop_loss_bad_input():
         r_drop_loss(torch.ones(2, 5, dtype=torch.long), torch.ones(2, 5, dtype=torch.long))
     with pytest.raises(TypeError, match="must be tensors"):
         r_drop_loss(a.tolist(), a)
+
+
+@pytest.mark.parametrize("attention", ["heads", "fused"])
+def test_mc_dropout_samples_attention_dropout_on_both_attention_paths(attention):
+    """With only attention-weight dropout on, MC passes must differ on both paths: the fused
+    block reads the mode of its (uncalled) dropout module, which mc_dropout switches on."""
+    from dropoutlib import BabyGPT, GPTConfig
+
+    torch.manual_seed(0)
+    cfg = GPTConfig.v10(
+        11, dropout=0.0, attn_dropout=0.5, attention=attention, n_layer=1, block_size=8
+    )
+    model = BabyGPT(cfg).eval()
+    idx = torch.randint(0, 11, (2, 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = model(idx)[0]
+        with mc_dropout(model):
+            a, b = model(idx)[0], model(idx)[0]
+        assert torch.equal(model(idx)[0], ref)  # eval again after the context
+    assert not torch.equal(a, b)
