@@ -1,0 +1,368 @@
+"""Checkers for the course's coding exercises, in the spirit of Karpathy's ``cmp``.
+
+A checker takes the student's function, tests the PROPERTIES the function must have (never its
+source text), prints one verdict line (``✓`` / ``✗``) and, on failure, a hint in the reader's
+language that names the first property that failed. It returns ``True`` or ``False`` and never
+raises because of a wrong answer: an exception from the student's code is the failure it reports.
+
+Statistical properties use fixed seeds and tolerances derived from the distribution (6 standard
+errors), so a correct function passes and a wrong one fails deterministically. The global RNG is
+seeded inside :func:`torch.random.fork_rng`, so a checker does not disturb the caller's
+random state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from dropoutlib.viz import check_lang
+
+Z = 6.0  # tolerance in standard errors: a correct function fails with probability < 1e-8
+
+HINTS: dict[str, dict[str, str]] = {
+    "en": {
+        "hint": "hint",
+        "before": "{k}/{n} properties held before it",
+        "not_implemented": "not implemented yet: replace `raise NotImplementedError` with "
+        "your code",
+        "raised": "your function raised {exc}",
+        "not_tensor": "return a torch.Tensor, got {type}",
+        "shape_dtype": "input of shape {shape} and dtype {dtype} gave shape {got_shape}, dtype "
+        "{got_dtype}: dropout keeps both",
+        "input_unchanged": "your function modified its input x (an in-place operation such as "
+        "mul_ or x[mask] = 0); build a new tensor instead",
+        "eval_identity": "with training=False dropout must return x unchanged (no mask, no "
+        "scaling); your output differs at p = {p}",
+        "p_zero": "with p = 0 nothing is dropped and 1/(1-p) = 1: the output must equal x",
+        "p_one": "with p = 1 every element is dropped; 1/(1-p) is infinite, so return zeros "
+        "directly (your output has {bad} non-zero or non-finite elements)",
+        "not_binary": "at p = {p} the output holds values that are neither 0 nor x·{factor}: "
+        "each element must be dropped (0) or kept and scaled",
+        "no_scaling": "at p = {p} the kept elements equal x: inverted dropout multiplies them "
+        "by 1/(1-p) so that E[y] = x",
+        "scaled_by_p": "at p = {p} the kept elements are x·p: the factor is 1/(1-p), not p",
+        "scaled_by_q": "at p = {p} the kept elements are x·(1-p): divide by (1-p) instead",
+        "wrong_scale": "at p = {p} the kept elements are x·{got:.4g}, expected x·{want:.4g} "
+        "= x/(1-p)",
+        "keep_rate_swapped": "at p = {p} you keep {rate:.3f} of the elements, about p: p is the "
+        "probability to DROP, so keep with probability 1-p",
+        "keep_rate": "at p = {p} you keep {rate:.4f} of the elements; expected 1-p = {q:.4f} "
+        "± {tol:.4f}",
+        "mean": "at p = {p} the mean of y over {n} copies of x = 1 is {mean:.4f}; expected "
+        "1 ± {tol:.4f}",
+        "fresh_mask": "two calls returned the same mask: draw a new random mask on every call",
+        "independent": "neighbouring elements ({axis}) are kept together with frequency "
+        "{got:.4f}, expected (1-p)² = {want:.4f} ± {tol:.4f}: draw one independent coin per "
+        "element (torch.rand(x.shape)), not one per row or column",
+        "gradient": "the gradient w.r.t. x must be mask/(1-p) times the upstream gradient; "
+        "yours differs by up to {err:.3g}",
+        "no_gradient": "no gradient reached x: build the output from x with differentiable "
+        "tensor operations (no .detach(), no torch.no_grad())",
+    },
+    "ru": {
+        "hint": "подсказка",
+        "before": "до этого выполнено свойств: {k} из {n}",
+        "not_implemented": "решение ещё не написано: замените `raise NotImplementedError` "
+        "своим кодом",
+        "raised": "ваша функция выбросила исключение {exc}",
+        "not_tensor": "функция должна вернуть torch.Tensor, а вернула {type}",
+        "shape_dtype": "вход формы {shape} с типом {dtype} дал форму {got_shape} и тип "
+        "{got_dtype}: dropout не меняет ни форму, ни тип",
+        "input_unchanged": "функция изменила свой вход x (операция на месте, например mul_ "
+        "или x[mask] = 0); создайте новый тензор",
+        "eval_identity": "при training=False dropout возвращает x без изменений (ни маски, ни "
+        "масштабирования); при p = {p} ваш выход отличается",
+        "p_zero": "при p = 0 ничего не отключается и 1/(1-p) = 1: выход должен совпасть с x",
+        "p_one": "при p = 1 отключается всё; 1/(1-p) бесконечно, поэтому сразу верните нули "
+        "(сейчас ненулевых или нечисловых элементов: {bad})",
+        "not_binary": "при p = {p} в выходе есть значения, не равные ни 0, ни x·{factor}: "
+        "каждый элемент либо отключается (0), либо сохраняется с масштабом",
+        "no_scaling": "при p = {p} сохранённые элементы равны x: обратный dropout умножает их "
+        "на 1/(1-p), чтобы E[y] = x",
+        "scaled_by_p": "при p = {p} сохранённые элементы равны x·p: множитель 1/(1-p), а не p",
+        "scaled_by_q": "при p = {p} сохранённые элементы равны x·(1-p): на (1-p) нужно делить",
+        "wrong_scale": "при p = {p} сохранённые элементы равны x·{got:.4g}, а должны быть "
+        "x·{want:.4g} = x/(1-p)",
+        "keep_rate_swapped": "при p = {p} сохраняется доля {rate:.3f}, примерно p: p — это "
+        "вероятность ОТКЛЮЧИТЬ элемент, сохранять нужно с вероятностью 1-p",
+        "keep_rate": "при p = {p} сохраняется доля {rate:.4f}; ожидается 1-p = {q:.4f} ± {tol:.4f}",
+        "mean": "при p = {p} среднее y по {n} копиям x = 1 равно {mean:.4f}; ожидается "
+        "1 ± {tol:.4f}",
+        "fresh_mask": "два вызова дали одну и ту же маску: генерируйте новую маску при каждом "
+        "вызове",
+        "independent": "соседние элементы ({axis}) сохраняются вместе с частотой {got:.4f}, "
+        "а ожидается (1-p)² = {want:.4f} ± {tol:.4f}: бросайте независимую монетку для каждого "
+        "элемента (torch.rand(x.shape)), а не одну на строку или столбец",
+        "gradient": "градиент по x должен равняться mask/(1-p), умноженному на входящий "
+        "градиент; у вас расхождение до {err:.3g}",
+        "no_gradient": "градиент не дошёл до x: стройте выход из x дифференцируемыми "
+        "операциями (без .detach() и torch.no_grad())",
+    },
+    "zh": {
+        "hint": "提示",
+        "before": "在此之前已通过 {k}/{n} 项性质",
+        "not_implemented": "还没有实现：请把 `raise NotImplementedError` 换成你的代码",
+        "raised": "你的函数抛出了异常 {exc}",
+        "not_tensor": "函数应返回 torch.Tensor，实际返回了 {type}",
+        "shape_dtype": "形状为 {shape}、类型为 {dtype} 的输入得到了形状 {got_shape}、类型 "
+        "{got_dtype}：暂退法不改变形状和类型",
+        "input_unchanged": "你的函数修改了输入 x（原地操作，例如 mul_ 或 x[mask] = 0）；"
+        "请创建一个新张量",
+        "eval_identity": "training=False 时暂退法应原样返回 x（不采样掩码，也不缩放）；"
+        "在 p = {p} 时你的输出与 x 不同",
+        "p_zero": "p = 0 时没有元素被丢弃，且 1/(1-p) = 1：输出必须等于 x",
+        "p_one": "p = 1 时所有元素都被丢弃；1/(1-p) 为无穷大，所以应直接返回全零"
+        "（你的输出中有 {bad} 个非零或非有限的元素）",
+        "not_binary": "p = {p} 时输出中有既不是 0 也不是 x·{factor} 的值："
+        "每个元素要么被丢弃（0），要么被保留并缩放",
+        "no_scaling": "p = {p} 时被保留的元素等于 x：倒置暂退法要把它们乘以 1/(1-p)，这样 E[y] = x",
+        "scaled_by_p": "p = {p} 时被保留的元素等于 x·p：缩放因子是 1/(1-p)，不是 p",
+        "scaled_by_q": "p = {p} 时被保留的元素等于 x·(1-p)：应当除以 (1-p)",
+        "wrong_scale": "p = {p} 时被保留的元素等于 x·{got:.4g}，应为 x·{want:.4g} = x/(1-p)",
+        "keep_rate_swapped": "p = {p} 时你保留了 {rate:.3f} 的元素，约等于 p："
+        "p 是“丢弃”的概率，应以 1-p 的概率保留",
+        "keep_rate": "p = {p} 时你保留了 {rate:.4f} 的元素；期望为 1-p = {q:.4f} ± {tol:.4f}",
+        "mean": "p = {p} 时，对 {n} 个 x = 1 求得 y 的均值为 {mean:.4f}；期望为 1 ± {tol:.4f}",
+        "fresh_mask": "两次调用得到了同一个掩码：每次调用都要重新采样掩码",
+        "independent": "相邻元素（{axis}）同时被保留的频率为 {got:.4f}，期望为 (1-p)² = "
+        "{want:.4f} ± {tol:.4f}：应为每个元素独立抽样（torch.rand(x.shape)），"
+        "而不是每行或每列共用一个",
+        "gradient": "对 x 的梯度应为 mask/(1-p) 乘以上游梯度；你的结果最多相差 {err:.3g}",
+        "no_gradient": "梯度没有传到 x：请用可微的张量运算由 x 构造输出"
+        "（不要用 .detach() 或 torch.no_grad()）",
+    },
+}
+
+AXIS_NAMES = {
+    "en": {"row": "along a row", "col": "down a column"},
+    "ru": {"row": "вдоль строки", "col": "вдоль столбца"},
+    "zh": {"row": "同一行", "col": "同一列"},
+}
+
+
+class CheckFailed(Exception):
+    """A property did not hold: ``key`` names the hint, ``fmt`` fills it in."""
+
+    def __init__(self, key: str, **fmt):
+        super().__init__(key)
+        self.key = key
+        self.fmt = fmt
+
+
+def _call(fn, *args, **kwargs) -> torch.Tensor:
+    """Call the student's function; turn its exceptions and wrong return types into failures."""
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise CheckFailed("not_implemented") from None
+    except Exception as exc:  # any error in the student's code is the failure we report
+        raise CheckFailed("raised", exc=f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailed("not_tensor", type=type(out).__name__)
+    return out
+
+
+def _run_checks(name: str, checks, lang: str, seed: int, verbose: bool) -> bool:
+    """Run ``checks`` (a list of (property, function)) in order; stop at the first failure."""
+    check_lang(lang)
+    passed = []
+    failure = None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for prop, check in checks:
+            try:
+                check()
+            except CheckFailed as fail:
+                failure = (prop, fail)
+                break
+            passed.append(prop)
+    if verbose:
+        hints = HINTS[lang]
+        if failure is None:
+            print(f"✓ {name}: {len(passed)}/{len(checks)} — " + " · ".join(passed))
+        else:
+            prop, fail = failure
+            before = hints["before"].format(k=len(passed), n=len(checks))
+            print(f"✗ {name}: {prop} ({before})")
+            fmt = dict(fail.fmt)
+            if "axis" in fmt:
+                fmt["axis"] = AXIS_NAMES[lang][fmt["axis"]]
+            print(f"  {hints['hint']}: " + hints[fail.key].format(**fmt))
+    return failure is None
+
+
+def _fn_name(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+# --- inverted dropout ------------------------------------------------------------------------
+
+P_VALUES = (0.2, 0.5, 0.8)  # 0.5 alone cannot tell "keep with prob p" from "keep with prob 1-p"
+N = 200_000  # elements per statistical test
+
+
+def _positive(shape, dtype=torch.float32) -> torch.Tensor:
+    """Strictly positive input, so an output of 0 can only mean "dropped"."""
+    return (torch.rand(shape) + 0.5).to(dtype)
+
+
+def _scale_failure(p: float, ratio: float) -> CheckFailed:
+    """Name the typical scaling mistake behind a measured ratio y/x on kept elements."""
+    q = 1.0 - p
+
+    def close(a, b):
+        return math.isclose(a, b, rel_tol=1e-4)
+
+    if close(ratio, 1.0):
+        return CheckFailed("no_scaling", p=p)
+    if close(ratio, p):
+        return CheckFailed("scaled_by_p", p=p)
+    if close(ratio, q):
+        return CheckFailed("scaled_by_q", p=p)
+    return CheckFailed("wrong_scale", p=p, got=ratio, want=1.0 / q)
+
+
+def inverted_dropout_checks(fn):
+    """The properties of inverted dropout ``fn(x, p, training=True)``, as (name, check) pairs."""
+
+    def runs():
+        _call(fn, _positive((8, 8)), 0.5, training=True)
+
+    def shape_dtype():
+        for shape, dtype in (((1000,), torch.float32), ((4, 8, 16), torch.float64)):
+            x = _positive(shape, dtype)
+            y = _call(fn, x, 0.5, training=True)
+            if y.shape != x.shape or y.dtype != x.dtype:
+                raise CheckFailed(
+                    "shape_dtype",
+                    shape=tuple(x.shape),
+                    dtype=x.dtype,
+                    got_shape=tuple(y.shape),
+                    got_dtype=y.dtype,
+                )
+
+    def input_unchanged():
+        x = _positive((64, 64))
+        before = x.clone()
+        _call(fn, x, 0.5, training=True)
+        if not torch.equal(x, before):
+            raise CheckFailed("input_unchanged")
+
+    def eval_identity():
+        x = _positive((64, 64))
+        for p in P_VALUES:
+            y = _call(fn, x, p, training=False)
+            if not torch.equal(y, x):
+                raise CheckFailed("eval_identity", p=p)
+
+    def p_zero():
+        x = _positive((64, 64))
+        if not torch.equal(_call(fn, x, 0.0, training=True), x):
+            raise CheckFailed("p_zero")
+
+    def p_one():
+        y = _call(fn, _positive((64, 64)), 1.0, training=True)
+        bad = int((~torch.isfinite(y) | (y != 0)).sum())
+        if bad:
+            raise CheckFailed("p_one", bad=bad)
+
+    def kept_scaled():
+        for p in P_VALUES:
+            x = _positive((N,), torch.float64)
+            y = _call(fn, x, p, training=True).detach()
+            kept = y != 0
+            factor = 1.0 / (1.0 - p)
+            ok = torch.where(kept, torch.isclose(y, x * factor, rtol=1e-9, atol=0.0), True)
+            if not bool(ok.all()):
+                ratios = (y[kept] / x[kept]).tolist()
+                if ratios and max(ratios) - min(ratios) <= 1e-9 * max(abs(r) for r in ratios):
+                    raise _scale_failure(p, ratios[0])
+                raise CheckFailed("not_binary", p=p, factor=f"{factor:.4g}")
+
+    def keep_rate():
+        for p in P_VALUES:
+            y = _call(fn, _positive((N,)), p, training=True)
+            rate = float((y != 0).double().mean())
+            q = 1.0 - p
+            tol = Z * math.sqrt(p * q / N)  # binomial standard error of a proportion
+            if abs(rate - q) > tol:
+                if abs(rate - p) <= tol:
+                    raise CheckFailed("keep_rate_swapped", p=p, rate=rate)
+                raise CheckFailed("keep_rate", p=p, rate=rate, q=q, tol=tol)
+
+    def mean():
+        for p in P_VALUES:
+            y = _call(fn, torch.ones(N, dtype=torch.float64), p, training=True)
+            m = float(y.double().mean())
+            tol = Z * math.sqrt(p / (1.0 - p) / N)  # Var[y_i] = x² p/(1-p) with x = 1
+            if abs(m - 1.0) > tol:
+                raise CheckFailed("mean", p=p, n=N, mean=m, tol=tol)
+
+    def fresh_mask():
+        x = _positive((1000,))
+        a = _call(fn, x, 0.5, training=True) != 0
+        b = _call(fn, x, 0.5, training=True) != 0
+        if torch.equal(a, b):  # chance for a correct function: 2**-1000
+            raise CheckFailed("fresh_mask")
+
+    def independent():
+        p = 0.5
+        q = 1.0 - p
+        m = (_call(fn, _positive((400, 500)), p, training=True) != 0).double()
+        for axis, both in (("row", m[:, :-1] * m[:, 1:]), ("col", m[:-1, :] * m[1:, :])):
+            n = both.numel()
+            # Overlapping pairs Z_i = m_i m_{i+1}: Var Z = q²(1-q²), Cov(Z_i, Z_{i+1}) = q³ - q⁴.
+            tol = Z * math.sqrt((q**2 * (1 - q**2) + 2 * (q**3 - q**4)) / n)
+            got = float(both.mean())
+            if abs(got - q**2) > tol:
+                raise CheckFailed("independent", axis=axis, got=got, want=q**2, tol=tol)
+
+    def gradient():
+        p = 0.3
+        x = _positive((50, 40), torch.float64).requires_grad_()
+        y = _call(fn, x, p, training=True)
+        if not y.requires_grad:
+            raise CheckFailed("no_gradient")
+        upstream = torch.randn_like(y)
+        try:
+            (g,) = torch.autograd.grad(y, x, upstream, allow_unused=True)
+        except RuntimeError as exc:
+            raise CheckFailed("raised", exc=f"RuntimeError: {exc}") from None
+        if g is None:
+            raise CheckFailed("no_gradient")
+        # y = x·m/(1-p), so dy/dx = m/(1-p) = y/x (x > 0): the gradient follows from the output.
+        want = upstream * (y.detach() / x.detach())
+        err = float((g - want).abs().max())
+        if err > 1e-9:
+            raise CheckFailed("gradient", err=err)
+
+    return [
+        ("runs", runs),
+        ("shape_dtype", shape_dtype),
+        ("input_unchanged", input_unchanged),
+        ("eval_identity", eval_identity),
+        ("p_zero", p_zero),
+        ("p_one", p_one),
+        ("kept_scaled", kept_scaled),
+        ("keep_rate", keep_rate),
+        ("mean", mean),
+        ("fresh_mask", fresh_mask),
+        ("independent", independent),
+        ("gradient", gradient),
+    ]
+
+
+def check_inverted_dropout(fn, *, lang: str = "en", seed: int = 0, verbose: bool = True) -> bool:
+    """Check a student's inverted dropout ``fn(x, p, training=True) -> Tensor``.
+
+    Inverted dropout (Srivastava et al., JMLR 2014, with the scaling moved to training time):
+    ``y = x * m / (1 - p)`` with ``m ~ Bernoulli(1 - p)`` elementwise in training, ``y = x`` in
+    eval. Properties, in order: it runs; shape and dtype kept; input not modified; identity when
+    ``training=False``; identity at p = 0; zeros at p = 1; kept elements scaled by exactly
+    1/(1-p); keep rate 1-p and mean E[y] = x within 6 standard errors; a fresh mask per call;
+    independent coins per element; gradient m/(1-p). Prints the verdict (and a hint in ``lang``
+    on failure) and returns True when every property holds.
+    """
+    return _run_checks(_fn_name(fn), inverted_dropout_checks(fn), lang, seed, verbose)
