@@ -5,7 +5,74 @@ modules are exported here.
 """
 
 from dropoutlib._base import DropoutModule, check_p
+from dropoutlib.data import CharTokenizer, corpus_sha256, get_batch, load_corpus, train_val_split
+from dropoutlib.layers import (
+    AlphaDropout,
+    ConcreteDropout,
+    DropConnectLinear,
+    DropHead,
+    Dropout,
+    DropPath,
+    EmbeddingDropout,
+    GaussianDropout,
+    LayerDrop,
+    LockedDropout,
+    SpatialDropout,
+    Standout,
+)
+from dropoutlib.learned import LearnedDropout
+from dropoutlib.model import BabyGPT, GPTConfig
+from dropoutlib.schedules import (
+    ConstantRate,
+    CosineDecay,
+    CurriculumDropout,
+    DropoutScheduler,
+    EarlyDropout,
+    LateDropout,
+    LinearDecay,
+    interpolate_rates,
+    layerwise_rates,
+    set_dropout_p,
+)
+from dropoutlib.seeded import SeededDropout
+from dropoutlib.train import RunResult, TrainConfig
+from dropoutlib.uncertainty import MCPrediction, mc_dropout, mc_predict, r_drop_loss
 
 __version__ = "0.1.0"
 
-__all__ = ["DropoutModule", "check_p", "__version__"]
+__all__ = ["DropoutModule", "check_p", "__version__", "LearnedDropout"]
+__all__ += [
+    "ConstantRate",
+    "LinearDecay",
+    "CosineDecay",
+    "EarlyDropout",
+    "LateDropout",
+    "CurriculumDropout",
+    "layerwise_rates",
+    "interpolate_rates",
+    "set_dropout_p",
+    "DropoutScheduler",
+    "mc_dropout",
+    "mc_predict",
+    "MCPrediction",
+    "r_drop_loss",
+]
+__all__ += [
+    "Dropout",
+    "DropConnectLinear",
+    "SpatialDropout",
+    "LockedDropout",
+    "EmbeddingDropout",
+    "DropPath",
+    "DropHead",
+    "GaussianDropout",
+    "AlphaDropout",
+    "LayerDrop",
+    "ConcreteDropout",
+    "Standout",
+]
+__all__ += ["SeededDropout"]
+__all__ += ["TrainConfig", "RunResult"]
+
+__all__ += ["BabyGPT", "GPTConfig"]
+__all__ += ["CharTokenizer", "load_corpus", "corpus_sha256", "train_val_split", "get_batch"]
