@@ -382,8 +382,9 @@ class FusedAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (z.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for z in (q, k, v))
+        p_attn = self.attn_dropout_p if self.attn_dropout.training else 0.0
         out = F.scaled_dot_product_attention(  # (B, H, T, D); scale 1/sqrt(D) as in Head
-            q, k, v, is_causal=True, dropout_p=self.attn_dropout_p if self.attn_dropout.training else 0.0
+            q, k, v, is_causal=True, dropout_p=p_attn
         )
         if self.drop_heads:
             out = self.head_dropout(out)
