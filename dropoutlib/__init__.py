@@ -40,24 +40,12 @@ from dropoutlib.uncertainty import MCPrediction, mc_dropout, mc_predict, r_drop_
 
 __version__ = "0.1.0"
 
-__all__ = ["DropoutModule", "check_p", "__version__", "LearnedDropout"]
-__all__ += [
-    "ConstantRate",
-    "LinearDecay",
-    "CosineDecay",
-    "EarlyDropout",
-    "LateDropout",
-    "CurriculumDropout",
-    "layerwise_rates",
-    "interpolate_rates",
-    "set_dropout_p",
-    "DropoutScheduler",
-    "mc_dropout",
-    "mc_predict",
-    "MCPrediction",
-    "r_drop_loss",
-]
-__all__ += [
+__all__ = [
+    "__version__",
+    # shared validation and the base of the modules with a rate p
+    "DropoutModule",
+    "check_p",
+    # the variants (functions in dropoutlib.functional)
     "Dropout",
     "DropConnectLinear",
     "SpatialDropout",
@@ -70,9 +58,32 @@ __all__ += [
     "LayerDrop",
     "ConcreteDropout",
     "Standout",
+    "SeededDropout",
+    "LearnedDropout",
+    # schedules over training and depth
+    "ConstantRate",
+    "LinearDecay",
+    "CosineDecay",
+    "EarlyDropout",
+    "LateDropout",
+    "CurriculumDropout",
+    "layerwise_rates",
+    "interpolate_rates",
+    "set_dropout_p",
+    "DropoutScheduler",
+    # uncertainty
+    "mc_dropout",
+    "mc_predict",
+    "MCPrediction",
+    "r_drop_loss",
+    # babyGPT, corpora, training
+    "BabyGPT",
+    "GPTConfig",
+    "CharTokenizer",
+    "load_corpus",
+    "corpus_sha256",
+    "train_val_split",
+    "get_batch",
+    "TrainConfig",
+    "RunResult",
 ]
-__all__ += ["SeededDropout"]
-__all__ += ["TrainConfig", "RunResult"]
-
-__all__ += ["BabyGPT", "GPTConfig"]
-__all__ += ["CharTokenizer", "load_corpus", "corpus_sha256", "train_val_split", "get_batch"]
