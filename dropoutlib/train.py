@@ -54,6 +54,7 @@ __all__ = [
     "RunResult",
     "TrainConfig",
     "amp_settings",
+    "optimizer_param_groups",
     "cache_dir",
     "estimate_loss",
     "load_run",
@@ -68,6 +69,9 @@ CACHE_FORMAT = 1
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 # TrainConfig fields that do not change what a run computes, left out of the run key.
 _NOT_IN_KEY = ("checkpoint_interval", "device", "dtype")
+# Which parameters AdamW decays: "all" (babyGPT: AdamW over model.parameters()) or "nanogpt"
+# (only tensors with >= 2 dims: nanoGPT's and the Learned Dropout code's rule).
+DECAY_RULES = ("all", "nanogpt")
 
 
 class CacheWarning(UserWarning):
@@ -102,6 +106,11 @@ class TrainConfig:
     ``penalty``, ``penalty_coeff`` and ``penalty_schedule`` configure the LearnedDropout mask
     penalty (:func:`dropoutlib.learned.penalty_loss`); they are used only when the model has
     LearnedDropout modules, and ``penalty=None`` switches the penalty off.
+
+    ``weight_decay_rule`` says which parameters ``weight_decay`` applies to: ``"all"`` (default,
+    babyGPT's ``AdamW(model.parameters())``) or ``"nanogpt"`` (only tensors with >= 2 dims;
+    biases, LayerNorms and LearnedDropout's shift B are not decayed, as in nanoGPT and the
+    published Learned Dropout code); see :func:`optimizer_param_groups`.
     """
 
     max_iters: int = 5000
@@ -110,6 +119,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 1e-2
     weight_decay: float = 0.01  # torch.optim.AdamW's default, as babyGPT uses it
+    weight_decay_rule: str = "all"  # "all" (babyGPT) | "nanogpt" (only tensors with >= 2 dims)
     seed: int = 42
     device: str = "auto"  # "auto" (cuda, then mps, then cpu) or a torch device string
     dtype: str = "auto"  # "auto" | "float32" | "bfloat16" | "float16" (autocast on CUDA)
@@ -132,6 +142,10 @@ class TrainConfig:
         if not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise ValueError(f"weight_decay must be a number >= 0, got {self.weight_decay!r}")
         self.weight_decay = float(self.weight_decay)
+        if self.weight_decay_rule not in DECAY_RULES:
+            raise ValueError(
+                f"weight_decay_rule must be one of {DECAY_RULES}, got {self.weight_decay_rule!r}"
+            )
         self.seed = _check_int(self.seed, "seed", 0)
         if not isinstance(self.device, str):
             raise ValueError(
@@ -360,6 +374,8 @@ def run_key(
     from dropoutlib.data import corpus_sha256
 
     train = {k: v for k, v in train_config.to_dict().items() if k not in _NOT_IN_KEY}
+    if train.get("weight_decay_rule") == "all":
+        del train["weight_decay_rule"]  # the default: keys of runs made before the field stay valid
     payload = {
         "model": _model_config_dict(model_config),
         "train": train,
@@ -715,6 +731,27 @@ def _may_skip_parameters(model: nn.Module) -> bool:
     return any(type(m).__name__ == "LayerDrop" for m in model.modules())
 
 
+def optimizer_param_groups(model: nn.Module, weight_decay: float, rule: str = "all") -> list[dict]:
+    """AdamW parameter groups for ``rule`` (see :attr:`TrainConfig.weight_decay_rule`).
+
+    ``"all"``: one group, every parameter decayed by ``weight_decay`` (what
+    ``AdamW(model.parameters(), weight_decay=...)`` does, babyGPT's optimizer). ``"nanogpt"``:
+    two groups, ``weight_decay`` for tensors with >= 2 dims (Linear weights, embeddings) and 0
+    for the rest (biases, LayerNorm weights, LearnedDropout's shift B), the rule of nanoGPT's
+    ``configure_optimizers`` and of the Learned Dropout code. Parameters keep
+    ``model.parameters()`` order within a group.
+    """
+    if rule not in DECAY_RULES:
+        raise ValueError(f"rule must be one of {DECAY_RULES}, got {rule!r}")
+    params = list(model.parameters())
+    if rule == "all":
+        return [{"params": params, "weight_decay": weight_decay}]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
 def train(
     model_config,
     train_config: TrainConfig | None = None,
@@ -792,7 +829,8 @@ def train(
         num_params = sum(p.numel() for p in raw_model.parameters())
         raw_model.to(device)
         optimizer = torch.optim.AdamW(
-            raw_model.parameters(), lr=tc.learning_rate, weight_decay=tc.weight_decay
+            optimizer_param_groups(raw_model, tc.weight_decay, tc.weight_decay_rule),
+            lr=tc.learning_rate,
         )
         scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
         torch.manual_seed(stream_seed(tc.seed, "dropout", dist_.rank))
