@@ -29,7 +29,6 @@ import http.client
 import json
 import numbers
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -37,6 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from dropoutlib._io import atomic_write
 
 __all__ = [
     "CORPORA",
@@ -138,21 +139,6 @@ def _fetch(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
         return response.read()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either no file or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _cached_file(relpath: str, sha256: str, urls: Sequence[str], download: bool) -> bytes:
     """The verified bytes of one corpus file: from the cache, else downloaded into it."""
     path = data_dir() / relpath
@@ -184,7 +170,7 @@ def _cached_file(relpath: str, sha256: str, urls: Sequence[str], download: bool)
             # Never written: a wrong download must not reach the cache.
             failures.append(f"{url}: sha256 {actual}, expected {sha256}")
             continue
-        _write_atomic(path, data)  # also replaces a stale cached file
+        atomic_write(path, data)  # also replaces a stale cached file
         return data
 
     reasons = "; ".join(failures)

@@ -126,7 +126,23 @@ class ConstantRate(Schedule):
 
 
 @dataclass(frozen=True)
-class LinearDecay(Schedule):
+class _Decay(Schedule):
+    """A decay from ``p`` at step 0 to ``final`` at ``total_steps`` (``final`` <= ``p``)."""
+
+    p: float
+    final: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "p", check_p(self.p, "p"))
+        object.__setattr__(self, "final", check_p(self.final, "final"))
+        if self.final > self.p:
+            raise ValueError(
+                f"final must be <= p for a decay, got final={self.final!r} > p={self.p!r}"
+            )
+
+
+@dataclass(frozen=True)
+class LinearDecay(_Decay):
     """Linear decay from ``p`` at step 0 to ``final`` at ``total_steps``.
 
     ``p_t = final + (p - final) * (1 - t / T)``; with ``final = 0`` this is the adaptive
@@ -134,38 +150,16 @@ class LinearDecay(Schedule):
     ``final`` must not exceed ``p`` (a decay never rises).
     """
 
-    p: float
-    final: float = 0.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_p(self.p, "p"))
-        object.__setattr__(self, "final", check_p(self.final, "final"))
-        if self.final > self.p:
-            raise ValueError(
-                f"final must be <= p for a decay, got final={self.final!r} > p={self.p!r}"
-            )
-
     def _rate(self, step: int, total_steps: int) -> float:
         return self.final + (self.p - self.final) * (1.0 - step / total_steps)
 
 
 @dataclass(frozen=True)
-class CosineDecay(Schedule):
+class CosineDecay(_Decay):
     """Half a cosine from ``p`` at step 0 down to ``final`` at ``total_steps``.
 
     ``p_t = final + (p - final) * (1 + cos(pi * t / T)) / 2``. ``final`` must not exceed ``p``.
     """
-
-    p: float
-    final: float = 0.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "p", check_p(self.p, "p"))
-        object.__setattr__(self, "final", check_p(self.final, "final"))
-        if self.final > self.p:
-            raise ValueError(
-                f"final must be <= p for a decay, got final={self.final!r} > p={self.p!r}"
-            )
 
     def _rate(self, step: int, total_steps: int) -> float:
         return self.final + (self.p - self.final) * 0.5 * (

@@ -38,16 +38,16 @@ import json
 import math
 import numbers
 import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
+
+from dropoutlib._io import atomic_write
 
 __all__ = [
     "CacheWarning",
@@ -389,21 +389,6 @@ def run_key(
     return _sha256(_canonical(payload))
 
 
-def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write a file so readers see the old file or the whole new one: temp file, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # --- results ---------------------------------------------------------------------------------
 
 
@@ -505,7 +490,7 @@ def _write_entry(path: Path, result: RunResult) -> None:
     body = result.to_dict()
     entry = {"format": CACHE_FORMAT, "sha256": _sha256(_canonical(body)), "result": body}
     text = json.dumps(entry, ensure_ascii=False, indent=1).encode()
-    _atomic_write(path, lambda f: f.write(text))
+    atomic_write(path, lambda f: f.write(text))
 
 
 def _read_entry(path: Path, key: str | None = None) -> RunResult | None:
@@ -911,7 +896,7 @@ def train(
                 "train_time_s": train_time,
                 "train_tokens": train_tokens,
             }
-            _atomic_write(ckpt_path, lambda f: torch.save(ckpt, f))
+            atomic_write(ckpt_path, lambda f: torch.save(ckpt, f))
 
         # 4. The loop. Step s = optimizer updates done; evaluations at 0, every eval_interval, end.
         bar = None
@@ -1003,7 +988,7 @@ def train(
                 resumed_at=resumed_at,
                 weights_sha256=_sha256(weights),
             )
-            _atomic_write(run_dir / "model.pt", lambda f: f.write(weights))
+            atomic_write(run_dir / "model.pt", lambda f: f.write(weights))
             _write_entry(result_path, result)
             ckpt_path.unlink(missing_ok=True)
         result = RunResult.from_dict(dist_.broadcast(None if result is None else result.to_dict()))
