@@ -7,8 +7,30 @@ CI) the corpus loader is pointed at it; elsewhere the loader's normal download a
 import os
 from pathlib import Path
 
+import pytest
+import torch
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 if SHARED_DATA.is_dir() and "DROPOUTLIB_DATA" not in os.environ:
     os.environ["DROPOUTLIB_DATA"] = str(SHARED_DATA)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """The suite's tensors and models are tiny: a second intra-op thread only adds
+    synchronisation, and on a busy machine each hand-off can wait a whole scheduler slice
+    (tens of times slower). Results do not depend on it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def isolated_run_cache(tmp_path, monkeypatch):
+    """A run cache of the test's own, and no profile override from the environment."""
+    monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path / "runs"))
+    monkeypatch.delenv("DROPOUTLIB_PROFILE", raising=False)
+    return tmp_path / "runs"

@@ -14,15 +14,7 @@ import dropoutlib.__main__ as cli
 import dropoutlib.experiments as E
 from dropoutlib.train import load_run
 
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path / "runs"))
-    monkeypatch.delenv("DROPOUTLIB_PROFILE", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("isolated_run_cache")
 
 
 TINY = ["--corpus", "shakespeare", "--model", "n_embd=16", "--model", "n_head=2"]

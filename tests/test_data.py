@@ -30,16 +30,6 @@ SOURCE = D.data_dir()  # the local copy the tests read (conftest: ../shared/data
 SONG_FILES = [f"ci.song.{1000 * i}.json" for i in range(22)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are tiny: handing work to a second thread costs more than the work, and on
-    # a loaded machine each hand-off can wait a whole scheduler slice (30x slower here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def shakespeare():
     return load_corpus("shakespeare")

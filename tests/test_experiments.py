@@ -12,15 +12,7 @@ import dropoutlib.model
 from dropoutlib.model import GPTConfig
 from dropoutlib.train import TrainConfig
 
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path / "runs"))
-    monkeypatch.delenv("DROPOUTLIB_PROFILE", raising=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models; see tests/test_train.py
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("isolated_run_cache")
 
 
 def test_resolve_profile(monkeypatch):

@@ -25,16 +25,6 @@ from dropoutlib.model import (
 V = 11  # vocabulary of the tiny test models
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # These tensors are tiny: handing work to a second thread costs more than the work, and on
-    # a loaded machine each hand-off can wait a whole scheduler slice (30x slower here).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**overrides) -> GPTConfig:
     """A model small enough for many forwards per test: 2 layers, 4 heads of size 4."""
     base = dict(vocab_size=V, block_size=8, n_embd=16, n_head=4, n_layer=2, dropout=0.3)

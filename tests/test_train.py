@@ -58,16 +58,6 @@ def run_cache(tmp_path, monkeypatch):
     return cache
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: a second intra-op thread only adds synchronisation, and on a busy
-    # machine spinning threads make it far slower. Results do not depend on it.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def splits():
     _, train_data, val_data = T._load_corpus("shakespeare")
     return {"train": train_data, "val": val_data}
