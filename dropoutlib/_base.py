@@ -7,6 +7,7 @@ Nothing is clamped silently.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -28,6 +29,15 @@ def check_p(p, name: str = "p", *, allow_one: bool = True) -> float:
     if not math.isfinite(p) or p < 0.0 or p > 1.0 or (p == 1.0 and not allow_one):
         raise ValueError(f"{name} must be in [0, {upper}, got {p!r}")
     return p
+
+
+def check_known_fields(cls, d: dict) -> None:
+    """Raise ValueError naming any key of ``d`` that is not a field of the dataclass ``cls``
+    (configs read back from JSON: a typo must not be silently ignored)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(names)}")
 
 
 class DropoutModule(nn.Module):

@@ -24,7 +24,6 @@ Shapes: B batch, T time (<= block_size), C = n_embd channels, H heads, D = C / H
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 import re
@@ -35,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dropoutlib._base import check_p
+from dropoutlib._base import check_known_fields, check_p
 
 __all__ = [
     "GPTConfig",
@@ -252,10 +251,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
         """Inverse of ``dataclasses.asdict`` (also after a JSON round trip)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig field(s) {unknown}; known: {sorted(names)}")
+        check_known_fields(cls, d)
         return cls(**d)
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dropoutlib._base import check_known_fields
 from dropoutlib._io import atomic_write
 
 __all__ = [
@@ -207,10 +208,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known: {sorted(names)}")
+        check_known_fields(cls, d)
         d = dict(d)
         if "prompts" in d:
             d["prompts"] = tuple(d["prompts"])
