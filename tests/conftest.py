@@ -34,3 +34,21 @@ def isolated_run_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path / "runs"))
     monkeypatch.delenv("DROPOUTLIB_PROFILE", raising=False)
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    """The book as ``make html`` builds it, in the real folders: ``book/_build/html`` with its
+    staging under ``book/_build/work`` (of ``$BOOK_ROOT`` when set, else this checkout). Built
+    once per session from the committed notebooks; the switcher bug that staging under
+    ``book/_build`` once caused was invisible to a build staged elsewhere."""
+    import sys
+
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from book.tools import build
+
+    book = Path(os.environ.get("BOOK_ROOT", ROOT)).resolve()
+    out, work = build.default_paths(book)
+    build.build(out, root=book, work=work, log=lambda *a: None)
+    return out

@@ -52,11 +52,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    return build.build_once(tmp_path_factory.getbasetemp() / "book", root=BOOK)
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra)")

@@ -1,8 +1,9 @@
 """The built book: links, language switcher, Colab buttons, <html lang>, interface language.
 
-One build per test session (``make html`` equivalent: committed outputs, no execution, warnings
-as errors) into a temporary folder; skipped while no chapter exists. ``BOOK_ROOT=/some/checkout``
-runs the same checks on another tree (the tools always come from this one).
+One build per test session (``make html`` itself: committed outputs, no execution, warnings as
+errors, into the real ``book/_build/html``; the fixture ``site`` is in conftest.py); skipped
+while no chapter exists. ``BOOK_ROOT=/some/checkout`` runs the same checks on another tree (the
+tools always come from this one).
 """
 
 from __future__ import annotations
@@ -29,11 +30,6 @@ HAS_CHAPTERS = any(common.all_chapters(BOOK).values())
 pytestmark = pytest.mark.skipif(not HAS_CHAPTERS, reason="no chapter in chapters/<lang> yet")
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory) -> Path:
-    return build.build_once(tmp_path_factory.getbasetemp() / "book", root=BOOK)
-
-
 class Page(HTMLParser):
     """Links, the <html lang>, the switcher's links and the launch buttons of one page."""
 
@@ -45,12 +41,15 @@ class Page(HTMLParser):
         self.switcher_current = None
         self.in_switcher = False
         self.external: list[str] = []
+        self.alternates: dict[str, str] = {}  # hreflang -> href of <link rel="alternate">
         self.feed(text)
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "html":
             self.lang = a.get("lang")
+        if tag == "link" and a.get("rel") == "alternate" and a.get("hreflang"):
+            self.alternates[a["hreflang"]] = a.get("href")
         if tag == "nav" and "langswitch" in (a.get("class") or ""):
             self.in_switcher = True
         if self.in_switcher and tag == "a":
@@ -123,6 +122,35 @@ def test_switcher_links_to_the_twin_page(site, lang):
             assert target.parent == (site / code).resolve(), f"{where}: {url} leaves {code}/"
             twin = path.stem if path.stem in docs[code] else "index"
             assert target.stem == twin, f"{where}: switcher to {code} gives {url}"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_chapter_page_reaches_its_twin_chapter(site, lang):
+    """Chapters have the same file name in every language, so the switcher and the hreflang
+    alternates of a chapter page must reach that chapter, never the other edition's landing."""
+    chapters = common.chapter_paths(lang, BOOK)
+    assert chapters, f"no chapter in chapters/{lang}"
+    for chapter in chapters:
+        path = site / lang / f"{chapter.stem}.html"
+        page = parse(path)
+        for code in set(LANGS) - {lang}:
+            if not (BOOK / "chapters" / code / chapter.name).is_file():
+                continue
+            twin = (site / code / f"{chapter.stem}.html").resolve()
+            assert resolve(path, page.switcher[code]) == twin, (
+                f"{lang}/{path.name}: switcher to {code} gives {page.switcher[code]}"
+            )
+            hreflang = EDITIONS[code]["html"]
+            assert hreflang in page.alternates, f"{lang}/{path.name}: no hreflang={hreflang}"
+            assert resolve(path, page.alternates[hreflang]) == twin, (
+                f"{lang}/{path.name}: hreflang={hreflang} gives {page.alternates[hreflang]}"
+            )
+
+
+def test_the_site_is_the_real_build_folder(site):
+    """The session's book is built where ``make html`` builds it (staging under book/_build)."""
+    out, work = build.default_paths(BOOK)
+    assert site == out and (work / "src" / "en" / "_toc.yml").is_file()
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -229,6 +229,15 @@ def test_stage_assembles_each_edition(tmp_path):
     assert "glob" not in (staged["zh"] / "_toc.yml").read_text()
 
 
+def test_staging_under_a_build_folder_keeps_every_page(tmp_path):
+    """The real staging folder is book/_build/work/src/<lang>: a "_build" in its own path must
+    not hide the pages from the switcher (it once sent every chapter to the landing page)."""
+    root = fake_tree(tmp_path / "repo")
+    staged = build.stage(tmp_path / "book" / "_build" / "work" / "src", root=root)
+    assert "01-x" in build.toc_docnames(staged["en"])
+    assert "index" in build.toc_docnames(staged["en"])
+
+
 def test_student_stage_hides_solutions(tmp_path):
     root = fake_tree(tmp_path / "repo", langs=("en",))
     staged = build.stage(tmp_path / "src", root=root, langs=("en",), student=True)

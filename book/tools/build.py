@@ -106,11 +106,10 @@ def toc_docnames(src: Path) -> list[str]:
 
     site_map = parse_toc_yaml(src / "_toc.yml")
     names = set(site_map.keys())
-    files = sorted(
-        p.relative_to(src).with_suffix("").as_posix()
-        for p in src.rglob("*")
-        if p.suffix in (".md", ".ipynb") and "_build" not in p.parts
-    )
+    # Parts relative to the staging folder: the staging folder itself lies under book/_build,
+    # so a test on the absolute path would drop every page.
+    relative = (p.relative_to(src) for p in src.rglob("*") if p.suffix in (".md", ".ipynb"))
+    files = sorted(r.with_suffix("").as_posix() for r in relative if "_build" not in r.parts)
     for pattern in site_map.globs():
         names.update(fnmatch.filter(files, pattern))
     return sorted(names)
@@ -312,6 +311,16 @@ def _reap(pending: dict, log) -> list[str]:
         time.sleep(0.1)
 
 
+def default_paths(root: Path = ROOT, *, student: bool = False) -> tuple[Path, Path]:
+    """(HTML output, work folder) of ``make html`` / ``make student`` in the checkout ``root``:
+    ``book/_build/html`` and ``book/_build/work`` (student: ``book/_build/student/html`` and
+    ``book/_build/work-student``)."""
+    build_dir = Path(root) / "book" / "_build"
+    if student:
+        return build_dir / "student" / "html", build_dir / "work-student"
+    return build_dir / "html", build_dir / "work"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m book.tools.build", description=__doc__)
     parser.add_argument("--student", action="store_true", help="student notebooks and edition")
@@ -330,13 +339,11 @@ def main(argv=None) -> int:
 
         written = student_tools.write_student_notebooks(build_dir / "student", langs=langs)
         print(f"[book] {len(written)} student notebooks under {build_dir / 'student'}/<lang>/")
-        out = args.out or build_dir / "student" / "html"
-    else:
-        out = args.out or build_dir / "html"
+    default_out, work = default_paths(ROOT, student=args.student)
+    out = args.out or default_out
     if not any(common.chapter_paths(lang) for lang in langs):
         print("[book] note: no chapter in chapters/<lang>/ yet; building the other pages only")
     try:
-        work = build_dir / ("work-student" if args.student else "work")
         index = build(out, work=work, langs=langs, student=args.student, jobs=args.jobs)
     except RuntimeError as err:
         print(f"[book] {err}", file=sys.stderr)
@@ -350,15 +357,3 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def build_once(dest: Path, *, root: Path = ROOT, student: bool = False) -> Path:
-    """For tests: build into ``dest/html`` unless a complete build is already there.
-
-    Several test modules share one build per session this way; returns ``dest/html``.
-    """
-    dest = Path(dest)
-    out, marker = dest / "html", dest / "complete"
-    if not marker.exists():
-        build(out, root=root, work=dest / "work", student=student, log=lambda *a: None)
-        marker.write_text("ok")
-    return out
