@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from book.tools import build, common  # noqa: E402
+from book.tools import common  # noqa: E402
 from book.tools.common import EDITIONS, LANGS  # noqa: E402
 
 BOOK = Path(os.environ.get("BOOK_ROOT", ROOT)).resolve()
