@@ -5,6 +5,17 @@
 * ``"song_ci"``: the Song ci (宋词) of the chinese-poetry project, the source babyGPT's ``ci.txt``
   was extracted from. Built from 22 JSON files; 1,983,735 characters, vocabulary 6,045.
 
+Two corpora are derived from Song ci for fine-tuning, selected by the ``author`` field of the
+JSON and built from the same files in the same order and format:
+
+* ``"song_ci_su_shi"``: the 362 ci of Su Shi (苏轼), 28,769 characters: a small target that a
+  pre-trained babyGPT overfits within minutes;
+* ``"song_ci_without_su_shi"``: the other 20,688 ci, 1,954,966 characters: the pre-training
+  corpus that has never seen Su Shi.
+
+Both are tokenised with the vocabulary of ``song_ci`` (:func:`vocab_corpus`), so a model
+pre-trained on one is fine-tuned on the other without changing its embedding.
+
 :func:`load_corpus` downloads each file from its public address once, checks its sha256, and
 keeps it in a cache directory: ``$DROPOUTLIB_DATA`` if set, otherwise a user cache directory
 (``$XDG_CACHE_HOME/dropoutlib/data`` or ``~/.cache/dropoutlib/data``). The layout is::
@@ -41,6 +52,7 @@ from dropoutlib._io import atomic_write
 
 __all__ = [
     "CORPORA",
+    "DERIVED",
     "ChecksumError",
     "CorpusUnavailableError",
     "CharTokenizer",
@@ -49,6 +61,7 @@ __all__ = [
     "get_batch",
     "load_corpus",
     "train_val_split",
+    "vocab_corpus",
 ]
 
 DOWNLOAD_TIMEOUT_S = 60.0
@@ -96,10 +109,18 @@ _SONG_CI_FILES = {
     "ci.song.20000.json": "1dfc08051969ab2ecdfa3eea8b29bf79d3dfe9ad1133127f25f622c2b14348c2",
     "ci.song.21000.json": "3344ba453ae7840339944ce29e4295b5b668d79f79210a99e6e1a58ee874dbc5",
 }
+# Corpora derived from a base corpus: name -> (base, author, keep). keep=True: only the poems of
+# that author; keep=False: every poem but theirs. Tokenised with the base corpus's vocabulary.
+DERIVED: dict[str, tuple[str, str, bool]] = {
+    "song_ci_su_shi": ("song_ci", "苏轼", True),
+    "song_ci_without_su_shi": ("song_ci", "苏轼", False),
+}
 # sha256 of the UTF-8 text each corpus name stands for (what load_corpus returns).
 _TEXT_SHA256 = {
     "shakespeare": _SHAKESPEARE_SHA256,  # the text is the file, byte for byte
     "song_ci": "9c09515a7dfa701f45c7e81985698965b8c4064e7364dd5277a39ffc242fbc83",
+    "song_ci_su_shi": "07ea7b0389220d4e3e3b26f7046934a0b91e18ae50c4b7870512fae8ed317a99",
+    "song_ci_without_su_shi": "b3e7f4a152ff00c874fb9b061034053e97333f448432928df42b589db2c9f175",
 }
 
 CORPORA: tuple[str, ...] = tuple(_TEXT_SHA256)
@@ -192,18 +213,27 @@ def _check_name(name) -> str:
     return name
 
 
-def _song_ci_text(files: Sequence[bytes]) -> str:
+def _song_ci_text(files: Sequence[bytes], select=None) -> str:
     # Format fixed by ../shared/data/README.md: files in numeric order, poems in file order,
     # each poem "rhythmic\n" + lines joined by "\n" + "\n\n", nothing between poems.
+    # select(poem) -> bool keeps a subset (the derived corpora), in the same order and format.
     parts = []
     for raw in files:
         for poem in json.loads(raw.decode("utf-8")):
-            parts.append(poem["rhythmic"] + "\n" + "\n".join(poem["paragraphs"]) + "\n\n")
+            if select is None or select(poem):
+                parts.append(poem["rhythmic"] + "\n" + "\n".join(poem["paragraphs"]) + "\n\n")
     return "".join(parts)
 
 
+def vocab_corpus(name: str) -> str:
+    """The corpus whose characters make ``name``'s vocabulary: ``name`` itself, or the base of a
+    derived corpus (``vocab_corpus("song_ci_su_shi") == "song_ci"``)."""
+    _check_name(name)
+    return DERIVED[name][0] if name in DERIVED else name
+
+
 def load_corpus(name: str, *, download: bool = True) -> str:
-    """Return the text of corpus ``name`` (``"shakespeare"`` or ``"song_ci"``).
+    """Return the text of corpus ``name`` (one of :data:`CORPORA`).
 
     Files come from the cache (:func:`data_dir`) or are downloaded into it; every file and the
     final text are checked against hard-coded sha256 values. Raises
@@ -217,7 +247,7 @@ def load_corpus(name: str, *, download: bool = True) -> str:
         text = _cached_file(
             _SHAKESPEARE_FILE, _SHAKESPEARE_SHA256, (_SHAKESPEARE_URL,), download
         ).decode("utf-8")
-    else:
+    else:  # song_ci and the corpora derived from it
         raw = [
             _cached_file(
                 f"{_SONG_CI_DIR}/{file}",
@@ -227,7 +257,14 @@ def load_corpus(name: str, *, download: bool = True) -> str:
             )
             for file, sha in _SONG_CI_FILES.items()
         ]
-        text = _song_ci_text(raw)
+        select = None
+        if name in DERIVED:
+            _, author, keep = DERIVED[name]
+
+            def select(poem):
+                return (poem["author"] == author) == keep
+
+        text = _song_ci_text(raw, select)
     actual = _sha256(text.encode("utf-8"))
     if actual != _TEXT_SHA256[name]:  # only reachable if the build rule above changed
         raise ChecksumError(

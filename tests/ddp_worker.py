@@ -63,7 +63,7 @@ def recording_get_batch(*args, **kwargs):
 
 
 dropoutlib.data.get_batch = recording_get_batch
-_, train_data, val_data = T._load_corpus("shakespeare")
+_, train_data, val_data = T.batches.corpus_tensors("shakespeare")
 
 result = T.train(mc, tc, "shakespeare", progress=False, callback=callback)
 dropoutlib.data.get_batch = _get_batch

@@ -59,7 +59,7 @@ def run_cache(tmp_path, monkeypatch):
 
 
 def splits():
-    _, train_data, val_data = T._load_corpus("shakespeare")
+    _, train_data, val_data = T.batches.corpus_tensors("shakespeare")
     return {"train": train_data, "val": val_data}
 
 
@@ -224,7 +224,7 @@ def test_evaluation_runs_in_eval_mode_and_matches_direct_computation(name, monke
         assert all(m.training for m in model.modules()), "training steps must run in train mode"
         seen["train_steps"] += 1
 
-    monkeypatch.setattr(T, "estimate_loss", checked_estimate_loss)
+    monkeypatch.setattr(T.loop, "estimate_loss", checked_estimate_loss)
     result = train(mc, tc, "shakespeare", progress=False, callback=in_training)
     assert seen["eval_calls"] == 3  # steps 0, 3, 6
     assert seen["modes"] == {False}, "some module ran in train mode during evaluation"
@@ -305,7 +305,7 @@ def test_result_contents_and_json_round_trip():
     r = train(tiny_model(), tiny_train(), "shakespeare", progress=False)
     assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is left alone
     assert r.steps == [0, 5, 10, 12]
-    assert all(set(h) == {"step", "train_loss", "val_loss"} for h in r.history)
+    assert all(set(h) == {"step", "epoch", "train_loss", "val_loss"} for h in r.history)
     # At step 0 the model is untrained: cross-entropy near ln(65) = 4.17 nats.
     assert abs(r.history[0]["val_loss"] - torch.log(torch.tensor(65.0)).item()) < 0.3
     assert r.num_params == BabyGPT(tiny_model()).num_params()
@@ -375,7 +375,7 @@ def _damage_foreign(path: Path) -> None:
     entry = json.loads(path.read_text(encoding="utf-8"))
     entry["result"]["key"] = "f" * 64
     body = entry["result"]
-    entry["sha256"] = T._sha256(T._canonical(body))  # a valid entry, of another run
+    entry["sha256"] = T.store.sha256(T.store.canonical(body))  # a valid entry, of another run
     path.write_text(json.dumps(entry), encoding="utf-8")
 
 
