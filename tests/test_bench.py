@@ -204,7 +204,7 @@ def test_plot_bench_draws_every_part_in_every_language(results):
         fig = viz.plot_bench(results, lang)
         axes = fig.get_axes()
         assert len(axes) == 3
-        assert axes[1].get_title() == viz.label("bench_memory", fig_lang := viz._figure_lang(lang))
+        assert axes[1].get_title() == viz.label("bench_memory", fig_lang := viz.figure_lang(lang))
         shown = [t.get_text() for t in axes[0].get_yticklabels()]
         assert "SeededDropout" in shown and "copy (reference)" not in shown
         assert results["env"]["device_name"] in fig.get_suptitle()

@@ -99,20 +99,20 @@ def test_baselines_are_widened_to_the_learned_models_size(profile):
     specs = experiments.specs(NAME, profile)
     learned = specs["LearnedDropout shift 0"].model
     base = specs["baseline dropout 0"].model
-    n_learned = experiments._count_params(learned)
-    n_base = experiments._count_params(base)
+    n_learned = experiments.count_params(learned)
+    n_base = experiments.count_params(base)
     assert base.n_embd % base.n_head == 0
     assert n_base >= n_learned
     # the smallest such width: one step narrower is smaller than the LearnedDropout model
     narrower = dataclasses.replace(base, n_embd=base.n_embd - base.n_head)
-    assert experiments._count_params(narrower) < n_learned
+    assert experiments.count_params(narrower) < n_learned
 
 
 def test_count_params_is_exact_and_draws_no_random_numbers():
     config = GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2)
     config = dataclasses.replace(config, dropout=0.0, ffn_kind="learned")
     state = torch.get_rng_state()
-    n = experiments._count_params(config)
+    n = experiments.count_params(config)
     assert torch.equal(torch.get_rng_state(), state)
     assert n == BabyGPT(config).num_params()
 

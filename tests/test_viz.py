@@ -91,7 +91,7 @@ def test_plot_masks_draws_inverted_dropout():
 
 def test_masks_keep_rate_matches_one_minus_p():
     x = torch.ones(200, 200)
-    for p, m, _ in viz._masks(x, (0.1, 0.5, 0.8), seed=0):
+    for p, m, _ in viz.standard_dropout._masks(x, (0.1, 0.5, 0.8), seed=0):
         n = m.numel()
         assert abs(float(m.mean()) - (1 - p)) < 6 * (p * (1 - p) / n) ** 0.5  # 6 binomial SEs
 
@@ -145,8 +145,8 @@ def test_plot_losses_skips_missing_values_and_rejects_empty():
 
 
 def test_chinese_without_cjk_font_falls_back_to_english_once(monkeypatch):
-    monkeypatch.setattr(viz, "has_cjk_font", lambda: False)
-    monkeypatch.setattr(viz, "_warned_no_cjk", False)
+    monkeypatch.setattr(viz.core, "has_cjk_font", lambda: False)
+    monkeypatch.setattr(viz.core, "_warned_no_cjk", False)
     with pytest.warns(UserWarning, match="fonts-noto-cjk"):
         fig = viz.plot_masks((0.5,), "zh")
     assert viz.label("input", "en") in [ax.get_title() for ax in fig.axes]
@@ -187,7 +187,7 @@ def test_glue_is_silent_outside_ipython(capsys, monkeypatch):
     monkeypatch.setattr(myst_nb, "glue", lambda *a, **k: calls.append((a, k)))
     viz.glue("value", 0.25)
     assert capsys.readouterr().out == "" and calls == []
-    monkeypatch.setattr(viz, "_in_ipython", lambda: True)
+    monkeypatch.setattr(viz.core, "_in_ipython", lambda: True)
     viz.glue("value", 0.25)
     assert calls == [(("value", 0.25), {"display": False})]
     with pytest.raises(ValueError, match="name must be a non-empty string"):

@@ -29,7 +29,7 @@ from dropoutlib.train.batches import vocab_size
 from dropoutlib.train.config import DECAY_RULES, TrainConfig
 from dropoutlib.train.devices import amp_settings, resolve_device
 from dropoutlib.train.evaluate import estimate_loss
-from dropoutlib.train.loop import optimizer_param_groups, stream_seed, train
+from dropoutlib.train.loop import lookup, optimizer_param_groups, stream_seed, train
 from dropoutlib.train.store import (
     RESULTS_VERSION,
     CacheWarning,
@@ -51,6 +51,7 @@ __all__ = [
     "estimate_loss",
     "find_run",
     "load_run",
+    "lookup",
     "optimizer_param_groups",
     "resolve_device",
     "run_key",

@@ -42,7 +42,7 @@ from dropoutlib.train.distributed import setup_distributed
 from dropoutlib.train.evaluate import estimate_loss
 from dropoutlib.train.objective import training_loss
 
-__all__ = ["train", "stream_seed", "optimizer_param_groups"]
+__all__ = ["train", "lookup", "stream_seed", "optimizer_param_groups"]
 
 
 def stream_seed(seed: int, stream: str, rank: int = 0) -> int:
@@ -118,6 +118,46 @@ class _Schedule:
         return self.scheduler.p
 
 
+def _identify(model_config, tc: TrainConfig, corpus: str, *, local_rank=0, world_size=1):
+    """What names a run, checked before anything is built: ``(device, autocast dtype, use a
+    grad scaler, train config with the parent's full key, parent RunResult or None, run key)``."""
+    device = resolve_device(tc.device, local_rank)
+    amp_dtype, use_scaler = amp_settings(device.type, tc.dtype)
+    tokenizer = batches.corpus_tensors(corpus)[0]
+    if model_config.vocab_size != tokenizer.vocab_size:
+        raise ValueError(
+            f"model_config.vocab_size must be the vocabulary size of corpus {corpus!r}, "
+            f"{tokenizer.vocab_size}; got {model_config.vocab_size}"
+        )
+    for prompt in tc.prompts:
+        tokenizer.encode(prompt)  # fail now, not after training, on characters it lacks
+    parent = None
+    if tc.init_from is not None:
+        parent = store.find_run(tc.init_from)
+        finetune.check_parent(parent, model_config)
+        tc = TrainConfig.from_dict({**tc.to_dict(), "init_from": parent.key})  # the full key
+    key = store.run_key(
+        model_config,
+        tc,
+        corpus,
+        device_type=device.type,
+        amp_dtype=amp_dtype,
+        world_size=world_size,
+    )
+    return device, amp_dtype, use_scaler, tc, parent, key
+
+
+def lookup(model_config, train_config: TrainConfig, corpus: str) -> store.RunResult | None:
+    """The finished run that ``train(model_config, train_config, corpus)`` would return from the
+    cache, or None if it would have to train (nothing is built or trained)."""
+    from dropoutlib.data import CORPORA
+
+    if corpus not in CORPORA:
+        raise ValueError(f"corpus must be one of {CORPORA}, got {corpus!r}")
+    key = _identify(model_config, train_config, corpus)[-1]
+    return store.read_entry(store.cache_dir() / key / "result.json", key)
+
+
 def train(
     model_config,
     train_config: TrainConfig | None = None,
@@ -155,31 +195,12 @@ def train(
     restore = contextlib.ExitStack()
     try:
         # --- set up: device, data, parent, key --------------------------------------------
-        device = resolve_device(tc.device, dist.local_rank)
-        amp_dtype, use_scaler = amp_settings(device.type, tc.dtype)
+        device, amp_dtype, use_scaler, tc, parent, key = _identify(
+            model_config, tc, corpus, local_rank=dist.local_rank, world_size=dist.world_size
+        )
         tokenizer, all_train, val_data = batches.corpus_tensors(corpus)
-        if model_config.vocab_size != tokenizer.vocab_size:
-            raise ValueError(
-                f"model_config.vocab_size must be the vocabulary size of corpus {corpus!r}, "
-                f"{tokenizer.vocab_size}; got {model_config.vocab_size}"
-            )
         block_size = model_config.block_size
         train_data = batches.training_tokens(all_train, tc.train_tokens, block_size)
-        for prompt in tc.prompts:
-            tokenizer.encode(prompt)  # fail now, not after training, on characters it lacks
-        parent = None
-        if tc.init_from is not None:
-            parent = store.find_run(tc.init_from)
-            finetune.check_parent(parent, model_config)
-            tc = TrainConfig.from_dict({**tc.to_dict(), "init_from": parent.key})  # full key
-        key = store.run_key(
-            model_config,
-            tc,
-            corpus,
-            device_type=device.type,
-            amp_dtype=amp_dtype,
-            world_size=dist.world_size,
-        )
         run_dir = Path(out_dir) if out_dir is not None else store.cache_dir() / key
         result_path, ckpt_path = run_dir / "result.json", run_dir / "checkpoint.pt"
 

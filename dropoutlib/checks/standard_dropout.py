@@ -1,15 +1,4 @@
-"""Checkers for the course's coding exercises, in the spirit of Karpathy's ``cmp``.
-
-A checker takes the student's function, tests the PROPERTIES the function must have (never its
-source text), prints one verdict line (``✓`` / ``✗``) and, on failure, a hint in the reader's
-language that names the first property that failed. It returns ``True`` or ``False`` and never
-raises because of a wrong answer: an exception from the student's code is the failure it reports.
-
-Statistical properties use fixed seeds and tolerances derived from the distribution (6 standard
-errors), so a correct function passes and a wrong one fails deterministically. The global RNG is
-seeded inside :func:`torch.random.fork_rng`, so a checker does not disturb the caller's
-random state.
-"""
+"""Chapter 01, standard dropout: the checker of a student's inverted dropout."""
 
 from __future__ import annotations
 
@@ -17,18 +6,20 @@ import math
 
 import torch
 
-from dropoutlib.viz import check_lang
+from dropoutlib.checks.core import (
+    CheckFailed,
+    Term,
+    Z,
+    add_hints,
+    call_tensor,
+    fn_name,
+    run_checks,
+)
 
-Z = 6.0  # tolerance in standard errors: a correct function fails with probability < 1e-8
+__all__ = ["check_inverted_dropout", "inverted_dropout_checks"]
 
-HINTS: dict[str, dict[str, str]] = {
+_HINTS = {
     "en": {
-        "hint": "hint",
-        "before": "{k}/{n} properties held before it",
-        "not_implemented": "not implemented yet: replace `raise NotImplementedError` with "
-        "your code",
-        "raised": "your function raised {exc}",
-        "not_tensor": "return a torch.Tensor, got {type}",
         "shape_dtype": "input of shape {shape} and dtype {dtype} gave shape {got_shape}, dtype "
         "{got_dtype}: dropout keeps both",
         "input_unchanged": "your function modified its input x (an in-place operation such as "
@@ -60,14 +51,10 @@ HINTS: dict[str, dict[str, str]] = {
         "yours differs by up to {err:.3g}",
         "no_gradient": "no gradient reached x: build the output from x with differentiable "
         "tensor operations (no .detach(), no torch.no_grad())",
+        "axis_row": "along a row",
+        "axis_col": "down a column",
     },
     "ru": {
-        "hint": "подсказка",
-        "before": "до него выполнено {k} из {n} свойств",
-        "not_implemented": "решение ещё не написано: замените `raise NotImplementedError` "
-        "своим кодом",
-        "raised": "ваша функция выбросила исключение {exc}",
-        "not_tensor": "функция должна вернуть torch.Tensor, а вернула {type}",
         "shape_dtype": "вход формы {shape} с типом {dtype} дал форму {got_shape} и тип "
         "{got_dtype}: dropout не меняет ни форму, ни тип",
         "input_unchanged": "функция изменила свой вход x (операция на месте, например mul_ "
@@ -99,13 +86,10 @@ HINTS: dict[str, dict[str, str]] = {
         "градиент; у вас расхождение до {err:.3g}",
         "no_gradient": "градиент не дошёл до x: стройте выход из x дифференцируемыми "
         "операциями (без .detach() и torch.no_grad())",
+        "axis_row": "вдоль строки",
+        "axis_col": "вдоль столбца",
     },
     "zh": {
-        "hint": "提示",
-        "before": "此前已通过 {k}/{n} 项",
-        "not_implemented": "还没有实现：请把 `raise NotImplementedError` 换成你的代码",
-        "raised": "你的函数抛出了异常 {exc}",
-        "not_tensor": "函数应返回 torch.Tensor，实际返回了 {type}",
         "shape_dtype": "形状为 {shape}、类型为 {dtype} 的输入得到了形状 {got_shape}、类型 "
         "{got_dtype}：暂退法不改变形状和类型",
         "input_unchanged": "你的函数修改了输入 x（原地操作，例如 mul_ 或 x[mask] = 0）；"
@@ -133,72 +117,11 @@ HINTS: dict[str, dict[str, str]] = {
         "gradient": "对 x 的梯度应为 mask/(1-p) 乘以上游梯度；你的梯度与之最多相差 {err:.3g}",
         "no_gradient": "梯度没有传到 x：请用可微的张量运算由 x 构造输出"
         "（不要用 .detach() 或 torch.no_grad()）",
+        "axis_row": "同一行",
+        "axis_col": "同一列",
     },
 }
-
-AXIS_NAMES = {
-    "en": {"row": "along a row", "col": "down a column"},
-    "ru": {"row": "вдоль строки", "col": "вдоль столбца"},
-    "zh": {"row": "同一行", "col": "同一列"},
-}
-
-
-class CheckFailed(Exception):
-    """A property did not hold: ``key`` names the hint, ``fmt`` fills it in."""
-
-    def __init__(self, key: str, **fmt):
-        super().__init__(key)
-        self.key = key
-        self.fmt = fmt
-
-
-def _call(fn, *args, **kwargs) -> torch.Tensor:
-    """Call the student's function; turn its exceptions and wrong return types into failures."""
-    try:
-        out = fn(*args, **kwargs)
-    except NotImplementedError:
-        raise CheckFailed("not_implemented") from None
-    except Exception as exc:  # any error in the student's code is the failure we report
-        raise CheckFailed("raised", exc=f"{type(exc).__name__}: {exc}") from None
-    if not isinstance(out, torch.Tensor):
-        raise CheckFailed("not_tensor", type=type(out).__name__)
-    return out
-
-
-def _run_checks(name: str, checks, lang: str, seed: int, verbose: bool) -> bool:
-    """Run ``checks`` (a list of (property, function)) in order; stop at the first failure."""
-    check_lang(lang)
-    passed = []
-    failure = None
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for prop, check in checks:
-            try:
-                check()
-            except CheckFailed as fail:
-                failure = (prop, fail)
-                break
-            passed.append(prop)
-    if verbose:
-        hints = HINTS[lang]
-        if failure is None:
-            print(f"✓ {name}: {len(passed)}/{len(checks)} — " + " · ".join(passed))
-        else:
-            prop, fail = failure
-            before = hints["before"].format(k=len(passed), n=len(checks))
-            print(f"✗ {name}: {prop} ({before})")
-            fmt = dict(fail.fmt)
-            if "axis" in fmt:
-                fmt["axis"] = AXIS_NAMES[lang][fmt["axis"]]
-            print(f"  {hints['hint']}: " + hints[fail.key].format(**fmt))
-    return failure is None
-
-
-def _fn_name(fn) -> str:
-    return getattr(fn, "__name__", type(fn).__name__)
-
-
-# --- inverted dropout ------------------------------------------------------------------------
+add_hints(_HINTS)
 
 P_VALUES = (0.2, 0.5, 0.8)  # 0.5 alone cannot tell "keep with prob p" from "keep with prob 1-p"
 N = 200_000  # elements per statistical test
@@ -229,12 +152,12 @@ def inverted_dropout_checks(fn):
     """The properties of inverted dropout ``fn(x, p, training=True)``, as (name, check) pairs."""
 
     def runs():
-        _call(fn, _positive((8, 8)), 0.5, training=True)
+        call_tensor(fn, _positive((8, 8)), 0.5, training=True)
 
     def shape_dtype():
         for shape, dtype in (((1000,), torch.float32), ((4, 8, 16), torch.float64)):
             x = _positive(shape, dtype)
-            y = _call(fn, x, 0.5, training=True)
+            y = call_tensor(fn, x, 0.5, training=True)
             if y.shape != x.shape or y.dtype != x.dtype:
                 raise CheckFailed(
                     "shape_dtype",
@@ -247,24 +170,24 @@ def inverted_dropout_checks(fn):
     def input_unchanged():
         x = _positive((64, 64))
         before = x.clone()
-        _call(fn, x, 0.5, training=True)
+        call_tensor(fn, x, 0.5, training=True)
         if not torch.equal(x, before):
             raise CheckFailed("input_unchanged")
 
     def eval_identity():
         x = _positive((64, 64))
         for p in P_VALUES:
-            y = _call(fn, x, p, training=False)
+            y = call_tensor(fn, x, p, training=False)
             if not torch.equal(y, x):
                 raise CheckFailed("eval_identity", p=p)
 
     def p_zero():
         x = _positive((64, 64))
-        if not torch.equal(_call(fn, x, 0.0, training=True), x):
+        if not torch.equal(call_tensor(fn, x, 0.0, training=True), x):
             raise CheckFailed("p_zero")
 
     def p_one():
-        y = _call(fn, _positive((64, 64)), 1.0, training=True)
+        y = call_tensor(fn, _positive((64, 64)), 1.0, training=True)
         bad = int((~torch.isfinite(y) | (y != 0)).sum())
         if bad:
             raise CheckFailed("p_one", bad=bad)
@@ -272,7 +195,7 @@ def inverted_dropout_checks(fn):
     def kept_scaled():
         for p in P_VALUES:
             x = _positive((N,), torch.float64)
-            y = _call(fn, x, p, training=True).detach()
+            y = call_tensor(fn, x, p, training=True).detach()
             kept = y != 0
             factor = 1.0 / (1.0 - p)
             ok = torch.where(kept, torch.isclose(y, x * factor, rtol=1e-9, atol=0.0), True)
@@ -284,7 +207,7 @@ def inverted_dropout_checks(fn):
 
     def keep_rate():
         for p in P_VALUES:
-            y = _call(fn, _positive((N,)), p, training=True)
+            y = call_tensor(fn, _positive((N,)), p, training=True)
             rate = float((y != 0).double().mean())
             q = 1.0 - p
             tol = Z * math.sqrt(p * q / N)  # binomial standard error of a proportion
@@ -295,7 +218,7 @@ def inverted_dropout_checks(fn):
 
     def mean():
         for p in P_VALUES:
-            y = _call(fn, torch.ones(N, dtype=torch.float64), p, training=True)
+            y = call_tensor(fn, torch.ones(N, dtype=torch.float64), p, training=True)
             m = float(y.double().mean())
             tol = Z * math.sqrt(p / (1.0 - p) / N)  # Var[y_i] = x² p/(1-p) with x = 1
             if abs(m - 1.0) > tol:
@@ -303,27 +226,29 @@ def inverted_dropout_checks(fn):
 
     def fresh_mask():
         x = _positive((1000,))
-        a = _call(fn, x, 0.5, training=True) != 0
-        b = _call(fn, x, 0.5, training=True) != 0
+        a = call_tensor(fn, x, 0.5, training=True) != 0
+        b = call_tensor(fn, x, 0.5, training=True) != 0
         if torch.equal(a, b):  # chance for a correct function: 2**-1000
             raise CheckFailed("fresh_mask")
 
     def independent():
         p = 0.5
         q = 1.0 - p
-        m = (_call(fn, _positive((400, 500)), p, training=True) != 0).double()
+        m = (call_tensor(fn, _positive((400, 500)), p, training=True) != 0).double()
         for axis, both in (("row", m[:, :-1] * m[:, 1:]), ("col", m[:-1, :] * m[1:, :])):
             n = both.numel()
             # Overlapping pairs Z_i = m_i m_{i+1}: Var Z = q²(1-q²), Cov(Z_i, Z_{i+1}) = q³ - q⁴.
             tol = Z * math.sqrt((q**2 * (1 - q**2) + 2 * (q**3 - q**4)) / n)
             got = float(both.mean())
             if abs(got - q**2) > tol:
-                raise CheckFailed("independent", axis=axis, got=got, want=q**2, tol=tol)
+                raise CheckFailed(
+                    "independent", axis=Term(f"axis_{axis}"), got=got, want=q**2, tol=tol
+                )
 
     def gradient():
         p = 0.3
         x = _positive((50, 40), torch.float64).requires_grad_()
-        y = _call(fn, x, p, training=True)
+        y = call_tensor(fn, x, p, training=True)
         if not y.requires_grad:
             raise CheckFailed("no_gradient")
         upstream = torch.randn_like(y)
@@ -366,4 +291,6 @@ def check_inverted_dropout(fn, *, lang: str = "en", seed: int = 0, verbose: bool
     independent coins per element; gradient m/(1-p). Prints the verdict (and a hint in ``lang``
     on failure) and returns True when every property holds.
     """
-    return _run_checks(_fn_name(fn), inverted_dropout_checks(fn), lang, seed, verbose)
+    return run_checks(
+        fn_name(fn), inverted_dropout_checks(fn), lang, seed, verbose, checker="inverted_dropout"
+    )

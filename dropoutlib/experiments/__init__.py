@@ -1,0 +1,40 @@
+"""The named experiments the chapters run, one module per chapter, at the scale the machine allows.
+
+The plumbing (profiles, :class:`RunSpec`, the registry, :func:`run` with parallel one-thread
+runs) is in :mod:`dropoutlib.experiments.core`; each chapter's experiments live in the module
+named after the chapter:
+
+* :mod:`~dropoutlib.experiments.standard_dropout` (chapter 01);
+* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08).
+
+Adding an experiment is one decorated function of the profile, in its chapter's module::
+
+    @experiment("my-experiment")
+    def _my_experiment(profile: str) -> dict[str, RunSpec]:
+        return {"label": RunSpec(model_config, train_config, "song_ci", note="...")}
+"""
+
+from dropoutlib.experiments import learned_dropout, standard_dropout  # noqa: F401 (register)
+from dropoutlib.experiments.core import (
+    EXPERIMENTS,
+    PROFILES,
+    RunSpec,
+    count_params,
+    experiment,
+    resolve_jobs,
+    resolve_profile,
+    run,
+    specs,
+)
+
+__all__ = [
+    "EXPERIMENTS",
+    "PROFILES",
+    "RunSpec",
+    "count_params",
+    "experiment",
+    "resolve_jobs",
+    "resolve_profile",
+    "run",
+    "specs",
+]

@@ -1,0 +1,248 @@
+"""The plumbing every experiment shares: profiles, run specs, the registry, and running.
+
+A chapter never repeats hyperparameters: it calls ``run("v10-songci-dropout", profile)`` and
+gets one :class:`~dropoutlib.train.RunResult` per labelled run. Runs go through the trainer's
+cache, so the Russian and Chinese editions, or a notebook re-executed after a Colab disconnect,
+reuse what the English edition trained.
+
+Profiles:
+
+* ``"smoke"``: every run a few seconds on two CPU cores; for CI and nbval. The numbers mean
+  nothing beyond "the code runs".
+* ``"cpu"``: the setting the committed book shows, small enough for a laptop (a chapter's runs
+  train in about 2.5 minutes on 2 cores); scaled-down experiments say so in their ``note``.
+* ``"gpu"``: the v11 / gpt.py scale (384 dims, 6 layers, context 256) for Colab.
+* ``"auto"``: ``$DROPOUTLIB_PROFILE`` if set, else ``"gpu"`` where CUDA is available, else
+  ``"cpu"``.
+
+**Parallel runs.** On a CPU the runs of one experiment train side by side in separate processes,
+one thread each, as many at a time as ``jobs`` says (default: ``$DROPOUTLIB_JOBS``, else one per
+core). A run trained with one thread gives the same numbers alone or beside others, so the
+results do not depend on ``jobs``. A run whose spec names a ``parent`` (fine-tuning) starts once
+its parent has finished, with ``init_from`` set to the parent's key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from dropoutlib.train import RunResult, TrainConfig, lookup, train
+
+__all__ = [
+    "EXPERIMENTS",
+    "PROFILES",
+    "RunSpec",
+    "count_params",
+    "experiment",
+    "resolve_jobs",
+    "resolve_profile",
+    "run",
+    "specs",
+]
+
+PROFILES: tuple[str, ...] = ("smoke", "cpu", "gpu")
+
+
+def resolve_profile(profile: str = "auto") -> str:
+    """``"smoke"``, ``"cpu"`` or ``"gpu"``. ``"auto"`` is ``$DROPOUTLIB_PROFILE`` when set, else
+    ``"gpu"`` if CUDA is available, else ``"cpu"``."""
+    if profile == "auto":
+        env = os.environ.get("DROPOUTLIB_PROFILE", "").strip()
+        if env and env != "auto":
+            if env not in PROFILES:
+                raise ValueError(
+                    f"DROPOUTLIB_PROFILE must be one of {PROFILES} or 'auto', got {env!r}"
+                )
+            return env
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES + ('auto',)}, got {profile!r}")
+    return profile
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of an experiment: what :func:`dropoutlib.train.train` gets, plus a note for
+    readers (e.g. that a run is scaled down from the setting it stands for) and, for a
+    fine-tuning run, the label of its ``parent`` run in the same experiment (its key becomes
+    this run's ``init_from``)."""
+
+    model: object  # a dropoutlib.model.GPTConfig
+    train: TrainConfig
+    corpus: str
+    note: str = ""
+    parent: str | None = None
+
+
+ExperimentFn = Callable[[str], dict[str, RunSpec]]
+EXPERIMENTS: dict[str, ExperimentFn] = {}
+
+
+def experiment(name: str) -> Callable[[ExperimentFn], ExperimentFn]:
+    """Register ``fn(profile) -> {label: RunSpec}`` as the experiment ``name``."""
+
+    def register(fn: ExperimentFn) -> ExperimentFn:
+        if name in EXPERIMENTS:
+            raise ValueError(f"experiment {name!r} is already registered")
+        EXPERIMENTS[name] = fn
+        return fn
+
+    return register
+
+
+def specs(name: str, profile: str = "auto") -> dict[str, RunSpec]:
+    """The labelled run specs of experiment ``name`` under ``profile`` (nothing is trained)."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")
+    found = EXPERIMENTS[name](resolve_profile(profile))
+    for label, spec in found.items():
+        if spec.parent is not None and spec.parent not in found:
+            raise ValueError(f"{name}: run {label!r} names parent {spec.parent!r}, not a run")
+    return found
+
+
+def count_params(config) -> int:
+    """Parameters of ``BabyGPT(config)``, built on the meta device (no memory, no RNG draws)."""
+    from dropoutlib.model import BabyGPT
+
+    with torch.random.fork_rng(devices=[]), torch.device("meta"):
+        return BabyGPT(config).num_params()
+
+
+def resolve_jobs(jobs: int | None, n_runs: int, device: str = "auto") -> int:
+    """How many runs train at once: 1 on a GPU (one device, runs queue on it) and for a single
+    run; else ``jobs``, or ``$DROPOUTLIB_JOBS``, or the number of cores, at most ``n_runs``."""
+    if jobs is None:
+        env = os.environ.get("DROPOUTLIB_JOBS", "").strip()
+        jobs = int(env) if env else (os.cpu_count() or 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    on_gpu = device != "cpu" and torch.cuda.is_available()
+    return 1 if on_gpu else max(1, min(jobs, n_runs))
+
+
+@contextlib.contextmanager
+def _one_thread(device: str):
+    """One intra-op thread while a CPU run trains in this process, as in a worker process, so a
+    run's numbers do not depend on ``jobs`` (thread count changes a CPU run's last digits)."""
+    if device not in ("auto", "cpu") or (device == "auto" and torch.cuda.is_available()):
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _worker(label: str, spec: RunSpec, queue) -> dict:
+    """In a child process: train one run on one thread, reporting its steps to the parent."""
+    torch.set_num_threads(1)
+    every = max(1, spec.train.max_iters // 50)
+
+    def report(step, model):
+        if step % every == 0 or step == spec.train.max_iters:
+            queue.put((label, step))
+
+    result = train(spec.model, spec.train, spec.corpus, progress=False, callback=report)
+    return result.to_dict()
+
+
+def run(
+    name: str, profile: str = "auto", *, progress: bool = True, jobs: int | None = None
+) -> dict[str, RunResult]:
+    """Train (or fetch from the cache) every run of experiment ``name``; ``{label: RunResult}``
+    in the experiment's order, each result's ``note`` set from its spec. On a CPU each run
+    trains with one thread, ``jobs`` runs at a time in separate processes (see the module
+    docstring); ``jobs=1`` trains them one after another in this process."""
+    todo = specs(name, profile)
+    results: dict[str, RunResult] = {}
+    for wave in _waves(todo):
+        ready = {}
+        for label in wave:
+            spec = todo[label]
+            if spec.parent is not None:
+                init = dataclasses.replace(spec.train, init_from=results[spec.parent].key)
+                spec = dataclasses.replace(spec, train=init)
+            ready[label] = spec
+        missing = {}
+        for label, spec in ready.items():  # finished runs need no process
+            found = lookup(spec.model, spec.train, spec.corpus)
+            if found is None:
+                missing[label] = spec
+            else:
+                results[label] = found
+        device = next(iter(ready.values())).train.device
+        n_jobs = resolve_jobs(jobs, len(missing), device)
+        if n_jobs > 1:
+            results.update(_run_parallel(missing, n_jobs, progress, name))
+        else:
+            for label, spec in missing.items():
+                with _one_thread(spec.train.device):
+                    results[label] = train(spec.model, spec.train, spec.corpus, progress=progress)
+    out = {}
+    for label, spec in todo.items():
+        results[label].note = spec.note
+        out[label] = results[label]
+    return out
+
+
+def _waves(todo: dict[str, RunSpec]) -> list[list[str]]:
+    """Labels in waves: parents before the runs that start from them."""
+    waves, placed = [], set()
+    while len(placed) < len(todo):
+        wave = [
+            label
+            for label, spec in todo.items()
+            if label not in placed and (spec.parent is None or spec.parent in placed)
+        ]
+        if not wave:
+            raise ValueError(f"the parents of runs {sorted(set(todo) - placed)} form a cycle")
+        waves.append(wave)
+        placed.update(wave)
+    return waves
+
+
+def _run_parallel(pending: dict[str, RunSpec], jobs: int, progress: bool, name: str):
+    """Train ``pending`` in ``jobs`` one-thread processes, with one bar over all their steps."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")  # fork is unsafe with torch's threads, and absent on macOS
+    manager = ctx.Manager()
+    queue = manager.Queue()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        total = sum(spec.train.max_iters for spec in pending.values())
+        bar = tqdm(total=total, desc=f"{name}: {len(pending)} runs, {jobs} at a time", unit="step")
+    steps = dict.fromkeys(pending, 0)
+    results = {}
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {
+                pool.submit(_worker, label, spec, queue): label for label, spec in pending.items()
+            }
+            remaining = set(futures)
+            while remaining:
+                finished, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
+                while not queue.empty():
+                    label, step = queue.get()
+                    if bar is not None:
+                        bar.update(step - steps[label])
+                    steps[label] = step
+                for future in finished:
+                    results[futures[future]] = RunResult.from_dict(future.result())
+    finally:
+        if bar is not None:
+            bar.close()
+        manager.shutdown()
+    return results
