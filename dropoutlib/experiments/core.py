@@ -162,6 +162,9 @@ def run(
     in the experiment's order, each result's ``note`` set from its spec. On a CPU each run
     trains with one thread, ``jobs`` runs at a time in separate processes (see the module
     docstring); ``jobs=1`` trains them one after another in this process."""
+    profile = resolve_profile(profile)
+    if jobs is None and profile == "smoke" and not os.environ.get("DROPOUTLIB_JOBS"):
+        jobs = 1  # seconds-long runs: starting a process costs more than it saves
     todo = specs(name, profile)
     results: dict[str, RunResult] = {}
     for wave in _waves(todo):
