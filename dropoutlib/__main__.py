@@ -58,7 +58,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         help="v10: babyGPT v10; v11: babyGPT v11 (gpt.py scale, lr 3e-4, batch 64); "
         "gpt: Karpathy's gpt.py (v11 model, eval 500/200, seed 1337)",
     )
-    p.add_argument("--corpus", choices=("song_ci", "shakespeare"), default="song_ci")
+    from dropoutlib.data import CORPORA
+
+    p.add_argument("--corpus", choices=CORPORA, default="song_ci")
     p.add_argument("--dropout", type=float, help="the rate at every default dropout site")
     p.add_argument("--attention", choices=("heads", "fused"), help="attention implementation")
     p.add_argument("--max-iters", type=int)
@@ -85,7 +87,9 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="set any TrainConfig field (JSON value)",
+        help="set any TrainConfig field (JSON value), e.g. --train train_tokens=50000 "
+        '--train \'dropout_schedule={"name": "linear", "p": 0.1, "every": "epoch"}\' '
+        '--train init_from=<key> --train \'lora={"r": 8, "dropout": 0.05}\'',
     )
     p.add_argument("--out-dir", help="directory of this run (default: the run cache)")
     p.add_argument("--no-cache", action="store_true", help="train even if the run is cached")
@@ -105,7 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     tc = {"v10": TrainConfig.v10, "v11": TrainConfig.v11, "gpt": TrainConfig.gpt}[args.preset]()
     if args.corpus == "shakespeare" and args.preset != "gpt":
         tc = dataclasses.replace(tc, prompts=("\n",))  # 春江 / 往事 are not in its vocabulary
-    if args.corpus == "song_ci" and args.preset == "gpt":
+    if args.corpus != "shakespeare" and args.preset == "gpt":
         tc = dataclasses.replace(tc, prompts=("春江", "往事"))
 
     model_pairs = [("dropout", args.dropout), ("attention", args.attention)]
@@ -144,12 +148,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
     last = result.final
+    trainable = result.trainable_params
+    params = f"{result.num_params:,} parameters"
+    if trainable is not None and trainable != result.num_params:
+        params += f" ({trainable:,} trainable)"
+    print(f"run {result.key}: {params}, {result.device}, {result.world_size} rank(s)")
+    epoch = last.get("epoch", float("nan"))
     print(
-        f"run {result.key[:12]}: {result.num_params:,} parameters, {result.device}, "
-        f"{result.world_size} rank(s)"
-    )
-    print(
-        f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}"
+        f"step {last['step']} (epoch {epoch:.2f}): train loss {last['train_loss']:.4f}, "
+        f"val loss {last['val_loss']:.4f}"
     )
     print(f"wall time {result.wall_time_s:.1f} s, {result.tokens_per_sec:,.0f} tokens/s")
     for prompt, text in result.samples.items():
