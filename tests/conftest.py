@@ -21,7 +21,10 @@ if SHARED_DATA.is_dir() and "DROPOUTLIB_DATA" not in os.environ:
 def one_thread():
     """The suite's tensors and models are tiny: a second intra-op thread only adds
     synchronisation, and on a busy machine each hand-off can wait a whole scheduler slice
-    (tens of times slower). Results do not depend on it."""
+    (tens of times slower). Results agree to rounding whatever the thread count, but not always
+    bit for bit: a reduction split over more threads adds in another order. So the tests that
+    compare bit for bit with a subprocess (resume after SIGKILL, DDP ranks) run it with
+    OMP_NUM_THREADS=1 too."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -425,7 +425,9 @@ def test_standout_training_masks_and_eval_expectation():
     a = layer(x).detach()
     h, keep = torch.relu(a), torch.sigmoid(a + 0.5)
     kept = y != 0
-    assert torch.equal(y[kept], h[kept])  # kept units pass unchanged, no 1/keep rescaling
+    # kept units pass unchanged, no 1/keep rescaling; exact: a and h are the module's own ops on
+    # the same x, and its straight-through factor m + (keep - keep.detach()) is exactly 1 there
+    assert torch.equal(y[kept], h[kept])
     # units with h > 0: kept ~ Bernoulli(keep_i) independently; compare the count with its mean,
     # SE sqrt(sum keep_i (1 - keep_i))
     live = h > 0

@@ -90,7 +90,8 @@ def test_placement_at_the_ffn_output_before_the_residual_add(attention):
             assert mask_args[0] is h  # LearnedDropout takes the FFN output itself
             mask = (block.ffwd.dropout.mask_probs(h) >= 0.5).float()
             assert 0 < mask.mean() < 1
-            assert torch.equal(masked, h * mask)  # mask computed from h, eval threshold
+            # mask computed from h, eval threshold (exact: the module's own ops on the same h)
+            assert torch.equal(masked, h * mask)
             x_mid = x_in + block.sa(block.ln1(x_in))
             assert torch.allclose(block.ffwd.net(block.ln2(x_mid)), h)
             # the masked FFN output is added to the residual stream, nothing after it

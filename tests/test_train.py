@@ -527,6 +527,7 @@ def test_killed_process_resumes_to_exactly_the_uninterrupted_losses(tmp_path):
     )  # fmt: skip
     straight = train(mc, tc, "shakespeare", progress=False, out_dir=tmp_path / "straight")
     assert straight.key == resumed.key  # the shell and Python describe the same run
+    # bit for bit: same machine, same operations, one thread in both processes
     assert resumed.history == straight.history
     assert resumed.samples == straight.samples
     assert resumed.weights_sha256 == straight.weights_sha256
@@ -546,7 +547,7 @@ def test_torchrun_two_gloo_ranks(tmp_path):
 
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    for name, w in r0["weights"].items():
+    for name, w in r0["weights"].items():  # exact: two ranks all-reduce a + b = b + a alike
         assert torch.equal(w, r1["weights"][name]), f"{name} differs between ranks"
     # Same weights, same input: eval outputs agree, train-mode outputs differ (the masks).
     assert torch.equal(r0["eval_out"], r1["eval_out"])

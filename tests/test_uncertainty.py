@@ -99,7 +99,7 @@ def test_mc_dropout_batchnorm_keeps_eval_behaviour():
             0.0,
             bns[0].eps,
         )
-        assert torch.equal(model[1](h), expected)
+        assert torch.equal(model[1](h), expected)  # exact: the very call eval BatchNorm makes
         # and the dropout modules do draw masks: two passes on the same input differ
         assert not torch.equal(model(x), model(x))
     assert all(torch.isfinite(o).all() for o in outs)
@@ -299,12 +299,13 @@ def sym_kl_by_hand(a, b):
 
 def test_r_drop_loss_zero_for_equal_logits():
     a = torch.randn(2, 5, 7)
-    assert r_drop_loss(a, a.clone(), alpha=3.0).item() == 0.0
+    assert r_drop_loss(a, a.clone(), alpha=3.0).item() == 0.0  # (p - p)(log p - log p) = 0
 
 
 def test_r_drop_loss_is_symmetric():
     torch.manual_seed(0)
     a, b = torch.randn(4, 6, 9), torch.randn(4, 6, 9)
+    # exact: swapping the inputs negates both factors of each (p_a - p_b)(log p_a - log p_b)
     assert torch.equal(r_drop_loss(a, b, 0.5), r_drop_loss(b, a, 0.5))
 
 

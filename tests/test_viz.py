@@ -83,7 +83,7 @@ def test_plot_masks_draws_inverted_dropout():
     outputs = [torch.as_tensor(axes[i].get_images()[0].get_array()) for i in (3, 4)]
     for p, m, y in zip((0.25, 0.75), masks, outputs):
         assert set(m.unique().tolist()) <= {0.0, 1.0}
-        torch.testing.assert_close(y, x * m / (1 - p), rtol=0, atol=0)
+        torch.testing.assert_close(y, x * m / (1 - p), rtol=0, atol=0)  # viz._masks' expression
     # One uniform sample for all p: a larger p drops a superset of what a smaller p drops.
     assert bool((masks[1] <= masks[0]).all())
     plt.close(fig)
