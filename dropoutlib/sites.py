@@ -266,6 +266,10 @@ def set_dropout_p(
     ``set_dropout_p(model, 0.0)`` makes a training-mode forward free of dropout. ``name`` and
     ``kind`` select sites as in :func:`dropout_sites`: ``set_dropout_p(model, 0.0, name="*attn*")``.
 
+    Every site includes the structured ones: LayerDrop (OPT's ``layerdrop``, dropoutlib's
+    LayerDrop) and DropPath rates, so ``set_dropout_p(opt, 0.1)`` also starts skipping layers;
+    select with ``name`` to leave them alone.
+
     ``p`` is checked against [0, 1]; if a module forbids ``p = 1`` (``allow_p_one = False``, e.g.
     GaussianDropout, DropHead) the error names it and nothing is changed. A model with no site
     returns 0; a filter that selects nothing is an error.
