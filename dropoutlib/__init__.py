@@ -35,6 +35,7 @@ from dropoutlib.schedules import (
     set_dropout_p,
 )
 from dropoutlib.seeded import SeededDropout
+from dropoutlib.sites import DropoutSite, dropout_sites
 from dropoutlib.train import RunResult, TrainConfig
 from dropoutlib.uncertainty import MCPrediction, mc_dropout, mc_predict, r_drop_loss
 
@@ -69,6 +70,9 @@ __all__ = [
     "CurriculumDropout",
     "layerwise_rates",
     "interpolate_rates",
+    # every dropout site of a model (modules, float rates, config fields) and setting them
+    "dropout_sites",
+    "DropoutSite",
     "set_dropout_p",
     "DropoutScheduler",
     # uncertainty

@@ -26,9 +26,11 @@ Over depth: :func:`layerwise_rates` (``base + i * step`` for layer ``i``, seed 0
 :func:`interpolate_rates` (linear from the first layer's rate to the last's, as timm's
 stochastic-depth rule ``torch.linspace(0, drop_path_rate, depth)``).
 
-Applying rates: :func:`set_dropout_p` sets ``p`` on every dropout module of a model, and
-:class:`DropoutScheduler` does so from a schedule once per step (seed 000's loop over
-``nn.Dropout`` modules, generalised to ``torch.nn``'s dropout family and this library's modules).
+Applying rates: :func:`set_dropout_p` (from :mod:`dropoutlib.sites`) sets the rate of every
+dropout site of a model, and :class:`DropoutScheduler` does so from a schedule once per step (seed
+000's loop over ``nn.Dropout`` modules, generalised to ``torch.nn``'s dropout family, this
+library's modules and the float rates of transformers models). :func:`dropout_modules` lists the
+modules only.
 """
 
 from __future__ import annotations
@@ -39,9 +41,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from torch import nn
-from torch.nn.modules.dropout import _DropoutNd
 
-from dropoutlib._base import DropoutModule, check_p
+from dropoutlib._base import check_p
+from dropoutlib.sites import _is_dropout_module, _set_sites, dropout_sites, set_dropout_p
 
 __all__ = [
     "Schedule",
@@ -309,13 +311,6 @@ def interpolate_rates(n_layers: int, p_first: float, p_last: float) -> list[floa
 # Applying rates to a model
 
 
-def _has_settable_p(module: nn.Module) -> bool:
-    attr = getattr(type(module), "p", None)
-    if isinstance(attr, property):
-        return attr.fset is not None
-    return True  # a plain attribute
-
-
 def dropout_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(name, module)`` for every dropout module of ``model`` whose rate can be set.
 
@@ -323,45 +318,19 @@ def dropout_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
     Dropout1d/2d/3d, AlphaDropout, FeatureAlphaDropout) and dropoutlib's :class:`DropoutModule`
     subclasses whose ``p`` is settable. Modules that learn their rate (a read-only ``p``, as
     ConcreteDropout's, or no scalar ``p`` at all, as Standout and LearnedDropout) are left out.
-    Rates stored as plain floats elsewhere (``nn.MultiheadAttention(dropout=...)``, a
-    ``dropout_p`` passed to ``F.scaled_dot_product_attention``) are not modules and are not found.
+    Rates stored as plain floats (``nn.MultiheadAttention(dropout=...)``, the
+    ``attention_dropout`` of Llama-style models) are not modules and are not found here:
+    :func:`dropoutlib.sites.dropout_sites` finds them.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     for name, module in model.named_modules():
-        if isinstance(module, _DropoutNd) or (
-            isinstance(module, DropoutModule) and _has_settable_p(module)
-        ):
+        if _is_dropout_module(module):
             yield name, module
 
 
-def _set_p(named_modules: list[tuple[str, nn.Module]], p: float) -> None:
-    # Every module is checked before any is changed, so a refusal leaves the model as it was.
-    for name, module in named_modules:
-        if p == 1.0 and not getattr(module, "allow_p_one", True):
-            raise ValueError(
-                f"cannot set p=1.0 on module {name!r} ({type(module).__name__}): "
-                "its p must be in [0, 1)"
-            )
-    for _, module in named_modules:
-        module.p = p
-
-
-def set_dropout_p(model: nn.Module, p: float) -> int:
-    """Set the drop rate of every dropout module of ``model`` to ``p``; return how many were set.
-
-    The modules are those of :func:`dropout_modules`. ``p`` is checked against [0, 1]; if a
-    module forbids ``p = 1`` (``allow_p_one = False``, e.g. GaussianDropout, DropHead) the error
-    names it and no module is changed. A model with no dropout module returns 0.
-    """
-    p = check_p(p, "p")
-    named = list(dropout_modules(model))
-    _set_p(named, p)
-    return len(named)
-
-
 class DropoutScheduler:
-    """Set the rate of every dropout module of a model from a schedule, once per step.
+    """Set the rate of every dropout site of a model from a schedule, once per step.
 
     Like a learning-rate scheduler: build it before training (it applies ``schedule(0, T)`` at
     once), call :meth:`step` after each optimisation step (or epoch), and save :meth:`state_dict`
@@ -374,37 +343,48 @@ class DropoutScheduler:
 
     ``schedule`` is any callable ``(step, total_steps) -> float`` (the classes of this module, or
     a function). After ``total_steps`` calls to :meth:`step` the schedule is finished and another
-    call is an error. The modules are found once, at construction (see :func:`dropout_modules`);
-    a model with none is an error, since the scheduler would silently do nothing.
+    call is an error. The sites are found once, at construction, by
+    :func:`dropoutlib.sites.dropout_sites` (dropout modules, float rates such as a Llama
+    attention's ``attention_dropout``, transformers config fields), optionally selected by
+    ``name`` and ``kind`` as there; ``sites`` lists them and ``modules`` the dropout modules among
+    them. A model with no site is an error, since the scheduler would silently do nothing.
 
     Changing ``p`` of a ``torch.compile``-d model recompiles it (compile specialises on float
     attributes), so prefer schedules that change rarely (per epoch) for compiled models.
     """
 
-    def __init__(self, model: nn.Module, schedule: Callable[[int, int], float], total_steps: int):
+    def __init__(
+        self,
+        model: nn.Module,
+        schedule: Callable[[int, int], float],
+        total_steps: int,
+        *,
+        name: str | list[str] | tuple[str, ...] | None = None,
+        kind: str | list[str] | tuple[str, ...] | None = None,
+    ):
         if not callable(schedule):
             raise TypeError(
                 f"schedule must be callable as schedule(step, total_steps), got {schedule!r}"
             )
         self.total_steps = _check_int(total_steps, "total_steps", minimum=1)
         self.schedule = schedule
-        self._named = list(dropout_modules(model))
-        self.modules = [module for _, module in self._named]
-        if not self.modules:
+        self.sites = dropout_sites(model, name=name, kind=kind)
+        self.modules = [site.owner for site in self.sites if site.kind == "module"]
+        if not self.sites:
             raise ValueError(
-                f"model has no dropout module whose rate can be set ({type(model).__name__}); "
-                "see dropoutlib.schedules.dropout_modules"
+                f"model has no dropout site ({type(model).__name__} has no dropout module whose "
+                "rate can be set and no float rate); see dropoutlib.sites.dropout_sites"
             )
         self.last_step = 0
         self.p = self._apply(0)
 
     def _apply(self, step: int) -> float:
         p = check_p(self.schedule(step, self.total_steps), "schedule(step, total_steps)")
-        _set_p(self._named, p)
+        _set_sites(self.sites, p)
         return p
 
     def step(self) -> float:
-        """Advance one step, set the new rate on every module, and return it."""
+        """Advance one step, set the new rate on every site, and return it."""
         if self.last_step >= self.total_steps:
             raise ValueError(
                 f"DropoutScheduler is finished: it made all total_steps={self.total_steps} steps"
@@ -436,5 +416,5 @@ class DropoutScheduler:
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(schedule={self.schedule!r}, step={self.last_step}/"
-            f"{self.total_steps}, p={self.p}, modules={len(self.modules)})"
+            f"{self.total_steps}, p={self.p}, sites={len(self.sites)})"
         )

@@ -313,8 +313,13 @@ def test_set_dropout_p_changes_behaviour():
 
 def test_set_dropout_p_on_transformer_layer():
     layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1)
-    assert set_dropout_p(layer, 0.0) == 3  # dropout, dropout1, dropout2 (not MHA's float)
+    # dropout, dropout1, dropout2, and MultiheadAttention's float self_attn.dropout (which the
+    # module-only set_dropout_p used to miss, leaving the attention weights dropped)
+    assert set_dropout_p(layer, 0.0) == 4
     assert layer.dropout.p == layer.dropout1.p == layer.dropout2.p == 0.0
+    assert layer.self_attn.dropout == 0.0
+    x = torch.randn(5, 3, 8)
+    assert torch.equal(layer.train()(x), layer(x))
 
 
 def test_set_dropout_p_without_dropout_returns_zero():
