@@ -1,8 +1,9 @@
 # Dropout in LLMs: the course and dropoutlib.
 #   make setup   .venv with torch (CPU wheel 2.13.0 unless TORCH_SPEC says otherwise) and dropoutlib[dev]
 #   make test    setup, ruff (lint + format check), the whole test suite, then nbval on chapters/en
-#   make book    setup, execute every chapter (papermill, profile auto), build the three editions
-#                into book/_build/html/{en,ru,zh} (+ index.html offering them); prints where to open it
+#   make book    setup, execute the chapters whose code, parameters or library version changed
+#                since their committed outputs (FORCE=1: all of them; papermill, profile auto),
+#                build the three editions into book/_build/html/{en,ru,zh} (+ index.html)
 #   make html    the three editions from the committed outputs, nothing executed (seconds)
 #   make student student notebooks book/_build/student/<lang>/*.ipynb (solutions replaced by stubs)
 #                and the student edition book/_build/student/html (solutions hidden)
@@ -65,7 +66,7 @@ colab: setup
 	$(PY) -m book.tools.colab --fix
 
 book: setup system-deps colab
-	$(DATA_ENV) $(PY) -m book.tools.execute
+	$(DATA_ENV) $(PY) -m book.tools.execute $(if $(FORCE),--force)
 	$(PY) -m book.tools.build
 
 html: setup

@@ -14,6 +14,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+import dropoutlib.train as T
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -289,6 +291,36 @@ def test_papermill_runs_in_the_notebook_folder_with_this_python(tmp_path, monkey
     assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in done.cells)
     assert done.metadata.accelerator == "GPU"
     assert [c.source for c in done.cells] == [c.source for c in nb.cells]  # nothing injected
+
+    # What it was executed with is recorded, so an unchanged notebook is not executed again.
+    assert execute.stale_reason(path, "en") is None
+    record = done.metadata.dropoutlib.executed_with
+    assert record["results_version"] == T.RESULTS_VERSION and record["parameters"]["lang"] == "en"
+    monkeypatch.setenv("DROPOUTLIB_PROFILE", "smoke")
+    assert (
+        "profile 'cpu' -> 'smoke'" in execute.stale_reason(path, "en")
+        or record["profile"] == "smoke"
+    )
+    monkeypatch.delenv("DROPOUTLIB_PROFILE")
+    done.cells[2].source += "\nprint(1)"
+    common.write_notebook(done, path)
+    assert execute.stale_reason(path, "en") == "changed: code_sha256"
+    monkeypatch.setattr(T, "RESULTS_VERSION", T.RESULTS_VERSION + 1)
+    assert "results_version" in execute.stale_reason(path, "en")
+
+
+def test_only_stale_chapters_are_executed(tmp_path, monkeypatch, capsys):
+    root = fake_tree(tmp_path / "repo", langs=("en",))
+    monkeypatch.setattr(execute, "ROOT", root)
+    calls = []
+    monkeypatch.setattr(
+        execute, "execute_chapter", lambda path, lang, **kw: calls.append(path.name) or 0.5
+    )
+    monkeypatch.setattr(execute, "stale_reason", lambda path, lang: None)
+    assert execute.main(["--lang", "en"]) == 0
+    assert calls == [] and "up to date, skipped" in capsys.readouterr().out
+    assert execute.main(["--lang", "en", "--force"]) == 0
+    assert calls == ["01-x.ipynb"] and "(--force)" in capsys.readouterr().out
 
 
 @needs_chapters

@@ -266,6 +266,15 @@ def test_dropout_schedule_sets_every_site_and_is_recorded():
     assert all(m.p == want(12, 12) for m in model.modules() if isinstance(m, torch.nn.Dropout))
 
 
+def test_schedule_can_select_sites_by_name():
+    r = run(dropout_schedule={"name": "constant", "p": 0.05, "sites": "*ffwd*"})
+    drops = {n: m.p for n, m in r.load_model().named_modules() if isinstance(m, torch.nn.Dropout)}
+    assert {n for n, p in drops.items() if p == 0.05} == {n for n in drops if "ffwd" in n}
+    assert all(p == 0.2 for n, p in drops.items() if "ffwd" not in n)
+    with pytest.raises(ValueError, match="sites"):
+        TrainConfig(dropout_schedule={"name": "constant", "p": 0.1, "sites": 3})
+
+
 def test_epoch_schedule_changes_only_at_epoch_boundaries():
     # 32 tokens a step, 100 training tokens: epochs start at steps 4, 7, 10 (floor(32 s / 100)).
     r = run(

@@ -1,7 +1,17 @@
-"""Execute every chapter with papermill and write the outputs back into ``chapters/<lang>/``.
+"""Execute the chapters with papermill and write the outputs back into ``chapters/<lang>/``.
 
-    python -m book.tools.execute                  # all languages, en first
+    python -m book.tools.execute                  # what changed, all languages, en first
+    python -m book.tools.execute --force          # every chapter (make book FORCE=1)
     python -m book.tools.execute --lang ru --chapter 01-standard-dropout
+
+**Only what changed is executed.** After a run, each notebook's metadata records what it was
+executed with (``metadata.dropoutlib.executed_with``): a hash of its code cells, its
+parameters, dropoutlib's version, the results version of the run cache
+(:data:`dropoutlib.train.RESULTS_VERSION`) and the profile the experiments resolved to. A
+notebook whose record matches is skipped: its committed outputs are what executing it would
+give, and re-executing on another CPU would only change last digits, widget ids and how stream
+outputs are split, leaving the tree dirty when nothing changed. ``--force`` executes every
+chapter (after a change to a figure of ``dropoutlib.viz``, say, which none of the above sees).
 
 The committed notebooks carry the outputs of this run: the book renders them with
 ``execute_notebooks: off``. Choices, and why:
@@ -26,6 +36,7 @@ The committed notebooks carry the outputs of this run: the book renders them wit
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -65,6 +76,39 @@ def check_parameters(nb, lang: str, path: Path) -> dict:
     if "profile" not in values:
         raise ValueError(f'{path}: the parameters cell must set profile (e.g. profile = "auto")')
     return values
+
+
+def execution_record(nb, lang: str, path: Path) -> dict:
+    """What a notebook's outputs depend on, as recorded after executing it (see the docstring)."""
+    import dropoutlib
+    from dropoutlib.experiments import resolve_profile
+    from dropoutlib.train import RESULTS_VERSION
+
+    parameters = check_parameters(nb, lang, path)
+    code = "\n\x1e\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    return {
+        "code_sha256": hashlib.sha256(code.encode("utf-8")).hexdigest(),
+        "parameters": parameters,
+        "dropoutlib": dropoutlib.__version__,
+        "results_version": RESULTS_VERSION,
+        "profile": resolve_profile(parameters.get("profile", "auto")),
+    }
+
+
+def stale_reason(path: Path, lang: str) -> str | None:
+    """Why chapter ``path`` must be executed again, or None when its outputs are current."""
+    nb = common.read_notebook(path)
+    recorded = (nb.metadata.get("dropoutlib") or {}).get("executed_with")
+    if not recorded:
+        return "never executed by this tool"
+    now = execution_record(nb, lang, path)
+    changed = [key for key in now if recorded.get(key) != now[key]]
+    if not changed:
+        return None
+    return "changed: " + ", ".join(
+        key if key == "code_sha256" else f"{key} {recorded.get(key)!r} -> {now[key]!r}"
+        for key in changed
+    )
 
 
 def clean_executed(nb):
@@ -107,6 +151,9 @@ def execute_chapter(path: Path, lang: str, *, root: Path = ROOT, work: Path) -> 
     seconds = time.perf_counter() - t0
     executed = clean_executed(common.read_notebook(out))
     colab.fix_notebook(executed, common.install_url(root), colab.colab_link(path, root))
+    record = dict(nb.metadata.get("dropoutlib") or {})
+    record["executed_with"] = execution_record(executed, lang, path)
+    executed.metadata["dropoutlib"] = record
     common.write_notebook(executed, path)
     return seconds
 
@@ -115,6 +162,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m book.tools.execute", description=__doc__)
     parser.add_argument("--lang", action="append", choices=LANGS, help="only these languages")
     parser.add_argument("--chapter", action="append", help="only these chapters (NN-slug)")
+    parser.add_argument(
+        "--force", action="store_true", help="execute even the chapters whose outputs are current"
+    )
     args = parser.parse_args(argv)
     langs = args.lang or list(LANGS)
     work = ROOT / "book" / "_build"
@@ -128,23 +178,33 @@ def main(argv=None) -> int:
     todo = [
         (lang, path)
         for lang in langs
-        for path in common.chapter_paths(lang)
+        for path in common.chapter_paths(lang, ROOT)
         if not args.chapter or path.stem in args.chapter
     ]
     if not todo:
         print("[execute] no chapter to execute")
         return 0
-    total = 0.0
+    total, executed = 0.0, 0
     for lang, path in todo:
-        print(f"[execute] {lang}/{path.name} ...", flush=True)
+        try:
+            reason = "--force" if args.force else stale_reason(path, lang)
+        except ValueError as err:
+            print(f"[execute] FAILED: {err}", file=sys.stderr)
+            return 1
+        if reason is None:
+            print(f"[execute] {lang}/{path.name}: up to date, skipped", flush=True)
+            continue
+        print(f"[execute] {lang}/{path.name} ({reason}) ...", flush=True)
         try:
             seconds = execute_chapter(path, lang, work=work)
         except (RuntimeError, ValueError) as err:
             print(f"[execute] FAILED: {err}", file=sys.stderr)
             return 1
         total += seconds
+        executed += 1
         print(f"[execute] {lang}/{path.name}: {seconds:.1f} s, outputs written back", flush=True)
-    print(f"[execute] {len(todo)} notebooks in {total:.1f} s")
+    skipped = len(todo) - executed
+    print(f"[execute] {executed} notebooks executed in {total:.1f} s, {skipped} up to date")
     return 0
 
 

@@ -68,7 +68,9 @@ def make_schedule(spec: dict):
     """The schedule object of a ``dropout_schedule`` spec, and whether it runs per "step" or
     per "epoch": ``{"name": "linear", "p": 0.1, "every": "epoch"}`` is seed 000's adaptive
     decay ``p * (1 - epoch / epochs)``. Names: constant, linear, cosine, early, late,
-    curriculum; the other keys are the class's arguments (:mod:`dropoutlib.schedules`)."""
+    curriculum; ``"sites"`` (optional) is a glob pattern or a list of them selecting the sites
+    by qualified name (:func:`dropoutlib.dropout_sites`; default: every site); the other keys
+    are the class's arguments (:mod:`dropoutlib.schedules`)."""
     from dropoutlib import schedules
 
     classes = {
@@ -83,19 +85,28 @@ def make_schedule(spec: dict):
         raise ValueError(
             f'dropout_schedule must be a dict with a "name" (one of {SCHEDULES}), got {spec!r}'
         )
-    args = {k: v for k, v in spec.items() if k not in ("name", "every")}
+    args = {k: v for k, v in spec.items() if k not in ("name", "every", "sites")}
     if spec["name"] not in classes:
         raise ValueError(f"dropout_schedule name must be one of {SCHEDULES}, got {spec['name']!r}")
     every = spec.get("every", "step")
     if every not in SCHEDULE_EVERY:
         raise ValueError(f'dropout_schedule "every" must be one of {SCHEDULE_EVERY}, got {every!r}')
+    sites = spec.get("sites")
+    if sites is not None and not (
+        isinstance(sites, str)
+        or (isinstance(sites, list) and all(isinstance(s, str) for s in sites))
+    ):
+        raise ValueError(
+            f'dropout_schedule "sites" must be a glob pattern or a list, got {sites!r}'
+        )
     cls = classes[spec["name"]]
     try:
         return cls(**args), every
     except TypeError as err:
         fields = [f.name for f in dataclasses.fields(cls)]
         raise ValueError(
-            f"dropout_schedule {spec['name']!r} takes {fields} (and 'every'), got {sorted(args)}"
+            f"dropout_schedule {spec['name']!r} takes {fields} (and 'every', 'sites'), "
+            f"got {sorted(args)}"
         ) from err
     except ValueError as err:
         raise ValueError(f"dropout_schedule: {err}") from None

@@ -102,7 +102,7 @@ class _Schedule:
             total = max(1, -(-max_iters * tokens_per_step // n_train))
         else:
             total = max(1, max_iters)
-        self.scheduler = DropoutScheduler(model, schedule, total)
+        self.scheduler = DropoutScheduler(model, schedule, total, name=spec.get("sites"))
 
     def after_step(self, step: int) -> None:
         if self.every == "step":
