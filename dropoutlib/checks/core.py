@@ -35,7 +35,9 @@ __all__ = [
     "run_checks",
 ]
 
-Z = 6.0  # tolerance in standard errors: a correct function fails with probability < 1e-8
+# Tolerance in standard errors: a correct function fails one test with probability about 2e-9
+# (two-sided normal tail at 6 sigma), a checker with k such tests with probability below k * 2e-9.
+Z = 6.0
 
 HINTS: dict[str, dict[str, str]] = {
     "en": {

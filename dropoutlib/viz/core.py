@@ -59,8 +59,8 @@ LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "step": "训练步数",
         "loss": "交叉熵（nat/字符）",
-        "train": "训练集",
-        "val": "验证集",
+        "train": "训练",
+        "val": "验证",
         "gap": "验证 − 训练",
         "losses_title": "宋词语料上的 babyGPT v10",
         "gap_title": "泛化差距",

@@ -31,7 +31,7 @@ _LABELS = {
         "output": "выход y = m·x / (1 − p)",
         "kept": "осталось {kept:.0%}",
         "mean": "среднее {mean:.3f}",
-        "masks_title": "Обратный dropout на карте активаций {h}×{w} (среднее x: {mean:.3f})",
+        "masks_title": "Инвертированный dropout на карте активаций {h}×{w} (среднее x: {mean:.3f})",
         "activation": "активация",
         "drop_rate": "доля отключения p",
         "histogram_title": "Ненулевые значения y",
