@@ -202,3 +202,12 @@ def test_plot_losses_clips_the_untrained_loss_but_keeps_every_point():
     assert 5.4 < high < 9.0 and low < 5.0  # later points visible, the first one above the axis
     assert [list(line.get_ydata()) for line in ax.get_lines()] == [[9.0, 5.3, 5.0], [9.0, 5.6, 5.4]]
     plt.close(fig)
+
+
+def test_number_groups_thousands_as_each_edition_writes_them():
+    assert viz.number(431069, "en") == viz.number(431069, "zh") == "431,069"
+    assert viz.number(431069, "ru") == "431\u202f069"
+    assert viz.number(1234567.891, "ru", ",.2f") == "1\u202f234\u202f567.89"
+    assert viz.number(12, "ru") == "12"
+    with pytest.raises(ValueError, match="lang must be one of"):
+        viz.number(1, "de")

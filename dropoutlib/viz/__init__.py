@@ -23,6 +23,7 @@ from dropoutlib.viz.core import (
     has_cjk_font,
     in_interactive_kernel,
     label,
+    number,
     rc_params,
 )
 from dropoutlib.viz.curves import plot_losses
@@ -44,6 +45,7 @@ __all__ = [
     "has_cjk_font",
     "in_interactive_kernel",
     "label",
+    "number",
     "plot_bench",
     "plot_losses",
     "plot_mask_stats",

@@ -29,6 +29,7 @@ __all__ = [
     "has_cjk_font",
     "in_interactive_kernel",
     "label",
+    "number",
     "rc_params",
 ]
 
@@ -134,6 +135,16 @@ def rc_params(lang: str) -> dict:
     return {"font.family": families, "axes.titlesize": "medium"}
 
 
+def number(value, lang: str, spec: str = ",d") -> str:
+    """``value`` formatted with ``spec`` (Python's format mini-language, grouping with ``,``) as
+    each edition writes numbers: English and Chinese group thousands with a comma, Russian with
+    a narrow no-break space (U+202F): ``number(431069, "ru") == "431\u202f069"``. Decimal points
+    stay points in every edition, as the code prints them. Glue the result as text where a
+    Russian sentence shows a large number."""
+    text = format(value, spec)
+    return text.replace(",", "\u202f") if check_lang(lang) == "ru" else text
+
+
 def glue(name: str, value) -> None:
     """Store ``value`` under ``name`` for the book's ``{glue:text}`` roles; invisible elsewhere.
 
@@ -177,7 +188,6 @@ def add_labels(tables: dict[str, dict[str, str]]) -> None:
 
 
 def in_interactive_kernel() -> bool:
-    """True inside a Jupyter kernel (Jupyter, Colab, papermill), False in plain Python."""
     """True inside a Jupyter kernel (Jupyter, Colab, papermill), False in plain Python."""
     try:
         from IPython import get_ipython
