@@ -102,3 +102,71 @@ def test_run_smoke_trains_then_comes_from_the_cache(monkeypatch):
     monkeypatch.setattr(dropoutlib.model.BabyGPT, "__init__", no_training)
     again = E.run("gpt-shakespeare-dropout", "smoke", progress=False)
     assert again == results
+
+
+def test_data_constrained_setting_is_shared_and_overridable():
+    a = E.data_constrained("cpu")
+    assert a.corpus == "shakespeare" and a.model.dropout == 0.0 and a.train.train_tokens == 10_000
+    assert a.train.max_iters * a.train.batch_size * a.model.block_size / 10_000 > 25  # many epochs
+    assert E.data_constrained("cpu") == a  # equal specs: equal run keys, one cached run
+    b = E.data_constrained("cpu", model={"dropout": 0.2, "n_embd": 96}, train_tokens=50_000)
+    assert b.model.dropout == 0.2 and b.model.n_embd == 96 and b.train.train_tokens == 50_000
+    assert b.model.block_size == a.model.block_size and b.train.seed == a.train.seed
+    assert E.data_constrained("gpu").model.n_embd == 384
+    assert E.data_constrained("smoke").train.max_iters <= 50
+    with pytest.raises(ValueError, match="profile must be one of"):
+        E.data_constrained("laptop")
+
+
+@pytest.fixture
+def family_experiment():
+    """Two independent smoke runs and a fine-tuning run that starts from the first."""
+    name = "test-family"
+
+    @E.experiment(name)
+    def _family(profile):
+        base = E.data_constrained(profile)
+        child = E.data_constrained(profile, model={"dropout": 0.1}, max_iters=10)
+        return {
+            "parent": base,
+            "other": E.data_constrained(profile, model={"dropout": 0.2}),
+            "child": dataclasses.replace(child, parent="parent"),
+        }
+
+    yield name
+    del E.EXPERIMENTS[name]
+
+
+@pytest.mark.slow
+def test_parallel_runs_equal_sequential_runs(family_experiment, tmp_path, monkeypatch):
+    monkeypatch.delenv("DROPOUTLIB_PROFILE", raising=False)
+    results = {}
+    for jobs in (2, 1):
+        monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path / f"jobs{jobs}"))
+        results[jobs] = E.run(family_experiment, "smoke", jobs=jobs, progress=False)
+    par, seq = results[2], results[1]
+    assert list(par) == list(seq) == ["parent", "other", "child"]
+    for label in par:
+        # one thread each in both cases, the same ops in the same order: bit for bit
+        assert par[label].history == seq[label].history, label
+        assert par[label].weights_sha256 == seq[label].weights_sha256, label
+        assert par[label].num_threads == seq[label].num_threads == 1
+    assert par["child"].train_config["init_from"] == par["parent"].key
+    assert seq["child"].train_config["init_from"] == seq["parent"].key
+    # the child starts from its parent's final model
+    assert seq["child"].history[0]["val_loss"] == seq["parent"].final["val_loss"]
+
+
+def test_parents_must_exist_and_not_form_cycles():
+    spec = E.data_constrained("smoke")
+    assert E.core._waves({"a": spec, "b": dataclasses.replace(spec, parent="a")}) == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="form a cycle"):
+        E.core._waves(
+            {"a": dataclasses.replace(spec, parent="b"), "b": dataclasses.replace(spec, parent="a")}
+        )
+    E.experiment("test-orphan")(lambda profile: {"x": dataclasses.replace(spec, parent="y")})
+    try:
+        with pytest.raises(ValueError, match="names parent 'y', not a run"):
+            E.specs("test-orphan", "smoke")
+    finally:
+        del E.EXPERIMENTS["test-orphan"]
