@@ -33,6 +33,7 @@ from dropoutlib.schedules import (
     interpolate_rates,
     layerwise_rates,
     set_dropout_p,
+    set_layerwise_p,
 )
 from dropoutlib.seeded import SeededDropout
 from dropoutlib.sites import DropoutSite, dropout_sites
@@ -70,6 +71,7 @@ __all__ = [
     "CurriculumDropout",
     "layerwise_rates",
     "interpolate_rates",
+    "set_layerwise_p",
     # every dropout site of a model (modules, float rates, config fields) and setting them
     "dropout_sites",
     "DropoutSite",

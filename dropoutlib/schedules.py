@@ -24,7 +24,9 @@ Schedules:
 
 Over depth: :func:`layerwise_rates` (``base + i * step`` for layer ``i``, seed 000) and
 :func:`interpolate_rates` (linear from the first layer's rate to the last's, as timm's
-stochastic-depth rule ``torch.linspace(0, drop_path_rate, depth)``).
+stochastic-depth rule ``torch.linspace(0, drop_path_rate, depth)``); :func:`set_layerwise_p`
+gives each block of any model (babyGPT, a transformers GPT-2 or Llama) its own rate, what seed
+000's layer-wise wrapper meant to do.
 
 Applying rates: :func:`set_dropout_p` (from :mod:`dropoutlib.sites`) sets the rate of every
 dropout site of a model, and :class:`DropoutScheduler` does so from a schedule once per step (seed
@@ -56,7 +58,9 @@ __all__ = [
     "layerwise_rates",
     "interpolate_rates",
     "dropout_modules",
+    "find_blocks",
     "set_dropout_p",
+    "set_layerwise_p",
     "DropoutScheduler",
 ]
 
@@ -309,6 +313,82 @@ def interpolate_rates(n_layers: int, p_first: float, p_last: float) -> list[floa
 
 # ------------------------------------------------------------------------------------------------
 # Applying rates to a model
+
+
+def find_blocks(model: nn.Module, blocks: str | None = None) -> tuple[str, nn.ModuleList]:
+    """The qualified name and the ``nn.ModuleList`` of ``model``'s stack of blocks.
+
+    ``blocks`` names it (``"transformer.h"`` for GPT-2, ``"model.layers"`` for Llama,
+    ``"blocks"`` for babyGPT); by default it is found: the first ``nn.ModuleList`` in module order
+    (so the outermost one: the blocks before babyGPT's per-head lists inside them) whose every
+    entry holds at least one dropout site (:func:`dropoutlib.sites.dropout_sites`). An
+    encoder-decoder has two stacks: name the one you mean.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if blocks is not None:
+        if not isinstance(blocks, str):
+            raise TypeError(f"blocks must be a qualified module name (str), got {blocks!r}")
+        try:
+            found = model.get_submodule(blocks)
+        except AttributeError:
+            found = None
+        if not isinstance(found, nn.ModuleList):
+            lists = [n for n, m in model.named_modules() if isinstance(m, nn.ModuleList)]
+            raise ValueError(
+                f"blocks={blocks!r} is not an nn.ModuleList of {type(model).__name__}; its "
+                f"ModuleLists are {lists}"
+            )
+        return blocks, found
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            if all(dropout_sites(block) for block in module):
+                return name, module
+    raise ValueError(
+        f"{type(model).__name__} has no nn.ModuleList of blocks that all hold a dropout site; "
+        "pass blocks= the qualified name of its stack of blocks"
+    )
+
+
+def set_layerwise_p(
+    model: nn.Module,
+    rates,
+    *,
+    blocks: str | None = None,
+    kind: str | list[str] | tuple[str, ...] | None = None,
+) -> list[int]:
+    """Set the rate ``rates[i]`` on every dropout site inside block ``i``; return how many sites
+    each block had.
+
+    ``rates`` holds one rate per block, e.g. :func:`layerwise_rates` (seed 000's
+    ``base + i * step``) or :func:`interpolate_rates`. The blocks are found by
+    :func:`find_blocks` (or named by ``blocks``), the sites inside block ``i`` by
+    :func:`dropoutlib.sites.dropout_sites` with ``name="<blocks>.<i>.*"``, so modules and float
+    rates alike are set: GPT-2's ``attn_dropout``, ``resid_dropout`` and ``mlp.dropout``, a
+    Llama attention's float ``attention_dropout``, babyGPT's three sites. Sites outside the
+    blocks (embedding dropout, config fields) are left alone. ``kind`` selects site kinds as in
+    :func:`dropoutlib.sites.dropout_sites`. Every rate is checked before any site changes.
+    """
+    name, layers = find_blocks(model, blocks)
+    if isinstance(rates, (str, bytes)) or not hasattr(rates, "__len__"):
+        raise TypeError(f"rates must be a sequence of one rate per block, got {rates!r}")
+    if len(rates) != len(layers):
+        raise ValueError(
+            f"rates must have one rate per block: {name!r} has {len(layers)} blocks, "
+            f"got {len(rates)} rates"
+        )
+    rates = [check_p(r, f"rates[{i}]") for i, r in enumerate(rates)]
+    per_block = [dropout_sites(model, name=f"{name}.{i}.*", kind=kind) for i in range(len(layers))]
+    for i, (sites, p) in enumerate(zip(per_block, rates)):
+        for site in sites:
+            if p == 1.0 and not site.allow_one:
+                raise ValueError(
+                    f"rates[{i}] = 1.0 cannot be set on module {site.name!r} "
+                    f"({type(site.owner).__name__}): its p must be in [0, 1)"
+                )
+    for sites, p in zip(per_block, rates):
+        _set_sites(sites, p)
+    return [len(sites) for sites in per_block]
 
 
 def dropout_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:

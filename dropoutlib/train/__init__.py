@@ -8,7 +8,8 @@ One room per idea:
 * :mod:`~dropoutlib.train.loop`: :func:`train`, set up then a short loop of named steps;
 * :mod:`~dropoutlib.train.objective`: the training loss and its regularisers;
 * :mod:`~dropoutlib.train.batches`: corpus tensors, the training subset, input-token noise;
-* :mod:`~dropoutlib.train.evaluate`: :func:`estimate_loss` in eval mode;
+* :mod:`~dropoutlib.train.evaluate`: :func:`estimate_loss` in eval mode, and
+  :func:`loss_on_corpus`, a finished run's loss on another corpus's split;
 * :mod:`~dropoutlib.train.store`: the run cache (:func:`run_key`, :class:`RunResult`,
   :func:`load_run`, :data:`~dropoutlib.train.store.RESULTS_VERSION`);
 * :mod:`~dropoutlib.train.checkpoint`: atomic checkpoints with every RNG state (exact resume);
@@ -28,7 +29,7 @@ Typical use::
 from dropoutlib.train.batches import vocab_size
 from dropoutlib.train.config import DECAY_RULES, TrainConfig
 from dropoutlib.train.devices import amp_settings, resolve_device
-from dropoutlib.train.evaluate import estimate_loss
+from dropoutlib.train.evaluate import estimate_loss, loss_on_corpus
 from dropoutlib.train.loop import lookup, optimizer_param_groups, stream_seed, train
 from dropoutlib.train.store import (
     RESULTS_VERSION,
@@ -52,6 +53,7 @@ __all__ = [
     "find_run",
     "load_run",
     "lookup",
+    "loss_on_corpus",
     "optimizer_param_groups",
     "resolve_device",
     "run_key",
