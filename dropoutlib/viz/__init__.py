@@ -7,6 +7,10 @@ chapter's figures live in the module named after the chapter:
 * :mod:`~dropoutlib.viz.standard_dropout` (chapter 01): :func:`plot_masks`,
   :func:`dropout_widget`;
 * :mod:`~dropoutlib.viz.curves` (every chapter that trains): :func:`plot_losses`;
+* :mod:`~dropoutlib.viz.dropout_schedules` (chapter 06): :func:`plot_schedules`,
+  :func:`plot_schedule_runs`, :func:`schedules_markdown`;
+* :mod:`~dropoutlib.viz.dropout_in_fine_tuning` (chapter 07): :func:`plot_fine_tuning`,
+  :func:`fine_tuning_markdown`;
 * :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`;
 * :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`.
 """
@@ -28,6 +32,13 @@ from dropoutlib.viz.core import (
 )
 from dropoutlib.viz.curves import plot_losses
 from dropoutlib.viz.dropout_at_scale import plot_bench
+from dropoutlib.viz.dropout_in_fine_tuning import fine_tuning_markdown, plot_fine_tuning
+from dropoutlib.viz.dropout_schedules import (
+    plot_schedule_runs,
+    plot_schedules,
+    run_label,
+    schedules_markdown,
+)
 from dropoutlib.viz.learned_dropout import plot_mask_stats
 from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
 
@@ -41,14 +52,20 @@ __all__ = [
     "check_lang",
     "dropout_widget",
     "figure_lang",
+    "fine_tuning_markdown",
     "glue",
     "has_cjk_font",
     "in_interactive_kernel",
     "label",
     "number",
     "plot_bench",
+    "plot_fine_tuning",
     "plot_losses",
     "plot_mask_stats",
     "plot_masks",
+    "plot_schedule_runs",
+    "plot_schedules",
     "rc_params",
+    "run_label",
+    "schedules_markdown",
 ]
