@@ -71,7 +71,7 @@ _HINTS = {
         "cosine_shape": "косинусное убывание\u00a0— это "
         "p * (1 + cos(pi * step / total_steps)) / 2: p на шаге 0, p / 2 в середине и 0 в конце",
         "early_late_swapped": "early и late перепутаны: ранний dropout отключает элементы только "
-        "в начале (p до шага переключения, потом 0), поздний\u00a0— только после него",
+        "в начале (p до шага переключения, потом 0), поздний dropout\u00a0— только после него",
         "switch_off_by_one": "{kind}-dropout переключается на шаге c = round(cutoff * "
         "total_steps) = {c}: на шаге c уже действует новая доля ({want:g}), на шаге c - 1\u00a0— "
         "ещё старая",
@@ -85,11 +85,12 @@ _HINTS = {
         "rate_value": "dropout_rate({kind!r}, step={step}, total_steps={total}, p={p}, "
         "cutoff={cutoff}) 返回 {got:.6g}，应为 {want:.6g}",
         "rate_out_of_range": "dropout_rate({kind!r}, step={step}, total_steps={total}, p={p}) "
-        "返回 {got:.6g}：按计划变化的暂退概率应在 0 和峰值 p 之间",
-        "adaptive_shifted": "seed 000 的循环在每个迭代周期开始前用从 0 起的周期编号设置暂退概率："
-        "第 0 步为 p，最后一个迭代周期（step = total_steps - 1）为 p / total_steps。"
+        "返回 {got:.6g}：按调度变化的暂退概率应在 0 和峰值 p 之间",
+        "adaptive_shifted": "种子文档 000 的循环在每个迭代周期开始前"
+        "用从 0 起的周期编号设置暂退概率：第 0 步为 p，"
+        "最后一个迭代周期（step = total_steps - 1）为 p / total_steps。"
         "你似乎用了 step + 1",
-        "adaptive_rising": "seed 000 的自适应规则从高处开始逐渐降低：p * (1 - step / "
+        "adaptive_rising": "种子文档 000 的自适应规则从高处开始逐渐降低：p * (1 - step / "
         "total_steps)，而不是 p * step / total_steps",
         "adaptive_constant": "自适应暂退概率没有随 step 变化：请用 /（浮点除法）而不是 //，"
         "并计算 step / total_steps",

@@ -72,7 +72,7 @@ _LABELS = {
         "ft:full, dropout 0": "全量，暂退 0",
         "ft:full, dropout 0.1": "全量，暂退 0.1",
         "ft:full, dropout 0.2": "全量，暂退 0.2",
-        "ft:full, seed 000 decay from 0.2": "全量，seed 000 衰减（从 0.2 起）",
+        "ft:full, seed 000 decay from 0.2": "全量，种子文档 000 的衰减（从 0.2 起）",
         "ft:LoRA, lora_dropout 0": "LoRA，lora_dropout 0",
         "ft:LoRA, lora_dropout 0.05": "LoRA，lora_dropout 0.05",
         "ft:LoRA, lora_dropout 0.1": "LoRA，lora_dropout 0.1",

@@ -38,12 +38,13 @@ _LABELS = {
         "run:curriculum": "curriculum",
         "run:layer-wise, seed 000's rule (rising)": "layer-wise, seed 000 (rising)",
         "run:layer-wise, linear (falling)": "layer-wise, linear (falling)",
+        "run:seed 000 (0.1 + 0.02 i)": "seed 000's values (0.1 + 0.02 i)",
     },
     "ru": {
-        "sched_title": "Доля отключения по ходу обучения ({steps} шагов, эпох: {epochs})",
+        "sched_title": "Доля отключения dropout по ходу обучения ({steps} шагов, эпох: {epochs})",
         "sched_x": "ход обучения (% шагов)",
         "sched_y": "доля отключения p",
-        "depth_title": "Доля отключения по глубине (блоков: {layers})",
+        "depth_title": "Доля отключения dropout по глубине (блоков: {layers})",
         "depth_x": "блок (0\u00a0— ближайший ко входу)",
         "runs_title:schedules-data-constrained": "Мало данных: модель переобучается",
         "runs_title:schedules-single-epoch": "Одна эпоха: модель недообучается",
@@ -54,10 +55,10 @@ _LABELS = {
         "runs_none": "без dropout",
         "runs_seeds": "в конце, другие seed",
         "table_run": "запуск",
-        "table_final": "валидация в конце",
-        "table_best": "лучшая валидация",
-        "table_best_step": "лучшая на шаге",
-        "table_train": "обучение в конце",
+        "table_final": "потери на валидации в конце",
+        "table_best": "лучшие потери на валидации",
+        "table_best_step": "шаг лучших потерь",
+        "table_train": "потери на обучении в конце",
         "table_vs_none": "в конце − без dropout",
         "run:no dropout": "без dropout",
         "run:constant": "постоянная доля",
@@ -68,6 +69,7 @@ _LABELS = {
         "run:curriculum": "curriculum dropout",
         "run:layer-wise, seed 000's rule (rising)": "по слоям, seed 000 (растёт)",
         "run:layer-wise, linear (falling)": "по слоям, линейно (убывает)",
+        "run:seed 000 (0.1 + 0.02 i)": "значения seed 000 (0.1 + 0.02 i)",
     },
     "zh": {
         "sched_title": "暂退概率随训练的变化（{steps} 步，{epochs} 个迭代周期）",
@@ -91,13 +93,14 @@ _LABELS = {
         "table_vs_none": "最终 − 无暂退",
         "run:no dropout": "无暂退",
         "run:constant": "恒定",
-        "run:seed 000 decay": "seed 000 衰减",
+        "run:seed 000 decay": "种子文档 000 的衰减",
         "run:cosine decay": "余弦衰减",
         "run:early": "早期暂退",
         "run:late": "晚期暂退",
         "run:curriculum": "课程式暂退",
-        "run:layer-wise, seed 000's rule (rising)": "逐层，seed 000（递增）",
+        "run:layer-wise, seed 000's rule (rising)": "逐层，种子文档 000（递增）",
         "run:layer-wise, linear (falling)": "逐层，线性（递减）",
+        "run:seed 000 (0.1 + 0.02 i)": "种子文档 000 的取值（0.1 + 0.02 i）",
     },
 }
 add_labels(_LABELS)
@@ -141,7 +144,7 @@ def plot_schedules(
 
     schedules = dict(ex.SCHEDULES) if schedules is None else schedules
     if layerwise is None:
-        layerwise = {"seed 000 (0.1 + 0.02 i)": {"base": 0.1, "step": 0.02}}
+        layerwise = {"seed 000 (0.1 + 0.02 i)": {"base": 0.1, "step": 0.02}}  # its own values
         layerwise.update(ex.layerwise_specs(n_layer))
     flang = figure_lang(lang)
     with plt.rc_context(rc_params(flang)):
@@ -202,7 +205,8 @@ def plot_schedule_runs(regimes: dict, lang: str = "en", *, seeds: dict | None = 
                 steps, vals = _val_curve(result)
                 style = "--" if run == "no dropout" else "-"
                 ax.plot(steps, vals, style, color=f"C{i}", lw=1.5, label=run_label(run, flang))
-                later.extend(vals[1:])
+                # the y-range follows the last four fifths of training, where the runs differ
+                later.extend(v for s, v in zip(steps, vals) if s >= steps[-1] / 5)
             lo, hi = min(later), max(later)
             span = max(hi - lo, 1e-6)
             ax.set_ylim(lo - 0.05 * span, hi + 0.1 * span)
@@ -230,13 +234,13 @@ def plot_schedule_runs(regimes: dict, lang: str = "en", *, seeds: dict | None = 
                 ax_bar.axvline(ref, color="0.3", ls="--", lw=1, label=label("runs_none", flang))
             low, high = min(bests + finals), max(bests + finals)
             pad = max(high - low, 1e-3)
-            ax_bar.set_xlim(low - 0.3 * pad, high + 0.15 * pad)
+            ax_bar.set_xlim(low - 0.3 * pad, high + 0.5 * pad)  # room for the legend
             ax_bar.set_yticks(ys)
             ax_bar.set_yticklabels([run_label(r, flang) for r in names], fontsize="small")
             ax_bar.invert_yaxis()
             ax_bar.set_xlabel(label("runs_final", flang))
             ax_bar.grid(axis="x", alpha=0.3)
-            ax_bar.legend(fontsize="x-small", loc="lower right")
+            ax_bar.legend(fontsize="x-small", loc="upper right")
     return fig
 
 
