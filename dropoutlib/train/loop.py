@@ -168,6 +168,7 @@ def train(
     out_dir: str | os.PathLike | None = None,
     resume: bool = True,
     callback: Callable[[int, nn.Module], None] | None = None,
+    on_eval: Callable[[dict], None] | None = None,
 ) -> store.RunResult:
     """Train a :class:`~dropoutlib.model.BabyGPT` built from ``model_config`` on ``corpus``.
 
@@ -178,8 +179,9 @@ def train(
     and overwrites it); with ``resume=True`` a checkpoint of the same run is continued.
     ``progress`` shows a tqdm bar (terminal or notebook) with the latest losses.
     ``callback(step, model)``, if given, is called after every optimizer step (it must not
-    consume the global RNG if the run is to stay reproducible). Run under ``torchrun`` for
-    data parallelism; every rank returns rank 0's result.
+    consume the global RNG if the run is to stay reproducible); ``on_eval(entry)`` after every
+    evaluation, with the history entry just recorded. Run under ``torchrun`` for data
+    parallelism; every rank returns rank 0's result.
     """
     from dropoutlib import __version__
     from dropoutlib.data import CORPORA, corpus_sha256, get_batch
@@ -327,6 +329,8 @@ def train(
             if stats:
                 entry["mask_stats"] = stats
             history.append(entry)
+            if on_eval is not None:
+                on_eval(entry)
 
         def save_checkpoint(step: int, wall: float) -> None:
             states = dist.gather(checkpoint.rng_state(device, generators))
