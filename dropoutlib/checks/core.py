@@ -22,6 +22,7 @@ import os
 
 import torch
 
+from dropoutlib._base import add_translations
 from dropoutlib.viz import check_lang
 
 __all__ = [
@@ -68,17 +69,7 @@ HINTS: dict[str, dict[str, str]] = {
 
 def add_hints(tables: dict[str, dict[str, str]]) -> None:
     """Add a checker's hints to :data:`HINTS`: the same keys in every language, none taken."""
-    if set(tables) != set(HINTS):
-        raise ValueError(f"hints must be given for {sorted(HINTS)}, got {sorted(tables)}")
-    keys = set(tables["en"])
-    for lang, table in tables.items():
-        if set(table) != keys:
-            raise ValueError(f"hints for {lang!r} differ in keys: {sorted(set(table) ^ keys)}")
-    taken = keys & set(HINTS["en"])
-    if taken:
-        raise ValueError(f"hint keys already defined: {sorted(taken)}")
-    for lang, table in tables.items():
-        HINTS[lang].update(table)
+    add_translations(HINTS, tables, "hints")
 
 
 class Term(str):
