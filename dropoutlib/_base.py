@@ -53,7 +53,7 @@ def add_translations(registry: dict[str, dict[str, str]], tables: dict, what: st
             raise ValueError(f"{what} for {lang!r} differ in keys: {sorted(set(table) ^ keys)}")
     taken = keys & set(registry["en"])
     if taken:
-        raise ValueError(f"{what} keys already defined: {sorted(taken)}")
+        raise ValueError(f"keys already defined in the {what}: {sorted(taken)}")
     for lang, table in tables.items():
         registry[lang].update(table)
 

@@ -218,5 +218,5 @@ def test_label_tables_must_be_complete_and_new():
         viz.add_labels({"en": {"x_new": "x"}})
     with pytest.raises(ValueError, match="labels for 'ru' differ in keys"):
         viz.add_labels({"en": {"x_new": "x"}, "ru": {"y_new": "y"}, "zh": {"x_new": "x"}})
-    with pytest.raises(ValueError, match="label keys already defined: \\['step'\\]"):
+    with pytest.raises(ValueError, match="keys already defined in the labels: \\['step'\\]"):
         viz.add_labels({lang: {"step": "s"} for lang in viz.LANGS})
