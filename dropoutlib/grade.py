@@ -216,9 +216,15 @@ def find_notebooks(paths) -> list[tuple[Path, str]]:
 # Executing one notebook
 
 
-def grading_env(work: Path, verdicts: Path, *, base: dict | None = None) -> dict[str, str]:
-    """The environment of the process that executes a notebook (see the module docstring)."""
+def grading_env(
+    work: Path, verdicts: Path, *, base: dict | None = None, threads: int | None = None
+) -> dict[str, str]:
+    """The environment of the process that executes a notebook (see the module docstring).
+    ``threads``: the CPU threads of its kernel (``OMP_NUM_THREADS``), when several notebooks run
+    at once and the caller's environment does not set it."""
     env = dict(os.environ if base is None else base)
+    if threads is not None and "OMP_NUM_THREADS" not in env:
+        env["OMP_NUM_THREADS"] = str(threads)
     closed = "http://127.0.0.1:9"  # the discard port: connections are refused at once
     env.update(
         DROPOUTLIB_PROFILE="smoke",
@@ -406,10 +412,16 @@ def _exercise_results(nb, executed, records, run_status) -> list[ExerciseResult]
 
 
 def grade_notebook(
-    path, *, student: str | None = None, timeout: float = DEFAULT_TIMEOUT_S, out: Path | None = None
+    path,
+    *,
+    student: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    out: Path | None = None,
+    threads: int | None = None,
 ) -> NotebookResult:
     """Execute and grade one notebook (see the module docstring); never raises for a bad
-    notebook. ``out``: a folder to keep the executed copy in (``out/<student>/<name>``)."""
+    notebook. ``out``: a folder to keep the executed copy in (``out/executed/<student>/<name>``);
+    ``threads``: see :func:`grading_env`."""
     path = Path(path)
     student = student or path.stem
     nb, problem = _read(path)
@@ -423,7 +435,7 @@ def grade_notebook(
         work = Path(tmp)
         src, executed_path, verdicts = work / path.name, work / "executed.ipynb", work / "v.jsonl"
         shutil.copyfile(path, src)
-        env = grading_env(work, verdicts)
+        env = grading_env(work, verdicts, threads=threads)
         run_status, seconds, message = _execute(src, executed_path, work, env, timeout)
         executed = _read(executed_path)[0] if executed_path.is_file() else None
         if executed is not None:  # without the two cells papermill adds to point at an error
@@ -451,10 +463,12 @@ def grade(
 ) -> list[NotebookResult]:
     """Grade every notebook of ``paths`` (files or folders), ``jobs`` at a time."""
     notebooks = find_notebooks(paths)
+    # Several kernels at once share the cores instead of each taking all of them.
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
     def one(item):
         path, student = item
-        result = grade_notebook(path, student=student, timeout=timeout, out=out)
+        result = grade_notebook(path, student=student, timeout=timeout, out=out, threads=threads)
         log(
             f"[grade] {path}: {result.status}, {result.passed}/{len(result.exercises)} passed, "
             f"{result.seconds:.0f} s"

@@ -163,6 +163,12 @@ def test_grading_env_is_offline_and_smoke(tmp_path):
     assert env["HTTPS_PROXY"].startswith("http://127.0.0.1:") and "NO_PROXY" not in env
     kernel = json.loads((Path(env["JUPYTER_PATH"]) / "kernels/python3/kernel.json").read_text())
     assert kernel["argv"][0] == sys.executable and env["PATH"] == "/x"
+    assert "OMP_NUM_THREADS" not in env
+    assert grade.grading_env(tmp_path, tmp_path / "v", base={}, threads=2)["OMP_NUM_THREADS"] == "2"
+    mine = {"OMP_NUM_THREADS": "4"}  # the instructor's own setting wins
+    assert (
+        grade.grading_env(tmp_path, tmp_path / "v", base=mine, threads=2)["OMP_NUM_THREADS"] == "4"
+    )
 
 
 def test_malformed_and_empty_notebooks_get_a_verdict(tmp_path):
