@@ -26,7 +26,8 @@ keeps it in a cache directory: ``$DROPOUTLIB_DATA`` if set, otherwise a user cac
 so a directory prepared by hand (or ``../shared/data`` in tests and CI) works the same way.
 Downloads are written atomically (temporary file + ``os.replace``) and only after their checksum
 matched, so the cache never holds a partial or wrong file. Every file is verified again each time
-it is read.
+it is read. With ``DROPOUTLIB_OFFLINE=1`` in the environment nothing is downloaded (as with
+``download=False``): ``python -m dropoutlib grade`` sets it for the notebooks it executes.
 
 :func:`get_batch` samples random windows exactly like babyGPT's ``get_batch``
 (``torch.randint(len(data) - block_size, (batch_size,))``), but from a ``torch.Generator`` when
@@ -160,9 +161,18 @@ def _fetch(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
         return response.read()
 
 
+def offline() -> bool:
+    """True when ``$DROPOUTLIB_OFFLINE`` is set to anything but ``""``, ``0`` or ``false``: then
+    :func:`load_corpus` never downloads."""
+    return os.environ.get("DROPOUTLIB_OFFLINE", "").strip().lower() not in ("", "0", "false")
+
+
 def _cached_file(relpath: str, sha256: str, urls: Sequence[str], download: bool) -> bytes:
     """The verified bytes of one corpus file: from the cache, else downloaded into it."""
     path = data_dir() / relpath
+    why_not = "download=False"
+    if download and offline():
+        download, why_not = False, "DROPOUTLIB_OFFLINE is set"
     stale = None  # describes a cached file whose checksum is wrong
     if path.is_file():
         data = path.read_bytes()
@@ -175,7 +185,7 @@ def _cached_file(relpath: str, sha256: str, urls: Sequence[str], download: bool)
 
     if not download:
         raise CorpusUnavailableError(
-            f"corpus file {relpath!r} is not at {path} and download=False; download it from "
+            f"corpus file {relpath!r} is not at {path} and {why_not}; download it from "
             f"{urls[0]} and put it there, or set DROPOUTLIB_DATA to a directory that holds it"
         )
 

@@ -5,9 +5,12 @@ the reader's language, and returns True or False (:mod:`dropoutlib.checks.core` 
 how verdicts are recorded for grading). One module per chapter:
 
 * :mod:`~dropoutlib.checks.standard_dropout` (chapter 01): :func:`check_inverted_dropout`.
+* :mod:`~dropoutlib.checks.review` (chapter 10): :func:`check_quiz` (the self-check quiz) and
+  :func:`check_dropout_bugs` (the fix of :class:`~dropoutlib.checks.review.BuggyGPT`).
 """
 
 from dropoutlib.checks.core import HINTS, CheckFailed, Term, Z, add_hints, run_checks
+from dropoutlib.checks.review import check_dropout_bugs, check_quiz
 from dropoutlib.checks.standard_dropout import check_inverted_dropout, inverted_dropout_checks
 
 __all__ = [
@@ -16,7 +19,9 @@ __all__ = [
     "CheckFailed",
     "Term",
     "add_hints",
+    "check_dropout_bugs",
     "check_inverted_dropout",
+    "check_quiz",
     "inverted_dropout_checks",
     "run_checks",
 ]
