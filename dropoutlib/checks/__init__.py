@@ -4,11 +4,15 @@ Each checker tests the properties a student's function must have, prints a verdi
 the reader's language, and returns True or False (:mod:`dropoutlib.checks.core` says how, and
 how verdicts are recorded for grading). One module per chapter:
 
-* :mod:`~dropoutlib.checks.standard_dropout` (chapter 01): :func:`check_inverted_dropout`.
+* :mod:`~dropoutlib.checks.standard_dropout` (chapter 01): :func:`check_inverted_dropout`;
+* :mod:`~dropoutlib.checks.dropout_in_transformers` (chapter 02): :func:`check_dropout_sites`;
+* :mod:`~dropoutlib.checks.when_dropout_helps` (chapter 03): :func:`check_overfitting_step`.
 """
 
 from dropoutlib.checks.core import HINTS, CheckFailed, Term, Z, add_hints, run_checks
+from dropoutlib.checks.dropout_in_transformers import check_dropout_sites, dropout_sites_checks
 from dropoutlib.checks.standard_dropout import check_inverted_dropout, inverted_dropout_checks
+from dropoutlib.checks.when_dropout_helps import check_overfitting_step, overfitting_step_checks
 
 __all__ = [
     "HINTS",
@@ -16,7 +20,11 @@ __all__ = [
     "CheckFailed",
     "Term",
     "add_hints",
+    "check_dropout_sites",
     "check_inverted_dropout",
+    "check_overfitting_step",
+    "dropout_sites_checks",
     "inverted_dropout_checks",
+    "overfitting_step_checks",
     "run_checks",
 ]
