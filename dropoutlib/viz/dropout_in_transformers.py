@@ -16,7 +16,8 @@ _LABELS = {
         "ablation_points": "Validation loss: last step and lowest",
         "ablation_final_val": "validation, last step",
         "ablation_best_val": "validation, lowest",
-        "ablation_final_train": "Training loss, last step",
+        "ablation_final_train": "Training loss,\nlast step",
+        "ablation_nats": "nats per character",
         "site:none": "none",
         "site:embedding": "embedding",
         "site:attention weights": "attention weights",
@@ -32,7 +33,8 @@ _LABELS = {
         "ablation_points": "Потери на валидации: последний шаг и минимум",
         "ablation_final_val": "валидация, последний шаг",
         "ablation_best_val": "валидация, минимум",
-        "ablation_final_train": "Потери на обучении, последний шаг",
+        "ablation_final_train": "Потери на обучении,\nпоследний шаг",
+        "ablation_nats": "нат на символ",
         "site:none": "нигде",
         "site:embedding": "эмбеддинги",
         "site:attention weights": "веса внимания",
@@ -48,7 +50,8 @@ _LABELS = {
         "ablation_points": "验证损失：最后一步与最低点",
         "ablation_final_val": "验证，最后一步",
         "ablation_best_val": "验证，最低点",
-        "ablation_final_train": "训练损失，最后一步",
+        "ablation_final_train": "训练损失，\n最后一步",
+        "ablation_nats": "nat/字符",
         "site:none": "无",
         "site:embedding": "嵌入",
         "site:attention weights": "注意力权重",
@@ -88,7 +91,7 @@ def plot_site_ablation(results: dict, lang: str = "en", *, p: float = 0.2):
     colors = [f"C{i}" for i in range(len(names))]
     with plt.rc_context(rc_params(flang)):
         fig, (ax, ax_val, ax_train) = plt.subplots(
-            1, 3, figsize=(13, 4.6), layout="constrained",
+            1, 3, figsize=(14, 4.8), layout="constrained",
             gridspec_kw={"width_ratios": [3, 2, 1.2]},
         )  # fmt: skip
         for name, color in zip(names, colors):
@@ -118,17 +121,17 @@ def plot_site_ablation(results: dict, lang: str = "en", *, p: float = 0.2):
             ax_val.axvline(results["none"].history[-1]["val_loss"], color="0.5", ls="--", lw=0.8)
         ax_val.set_yticks(ys)
         ax_val.set_yticklabels([site_name(n, flang) for n in names])
-        ax_val.invert_yaxis()
+        ax_val.set_ylim(len(names) + 0.7, -0.6)  # room for the legend below the last run
         ax_val.set_xlabel(label("loss", flang))
         ax_val.set_title(label("ablation_points", flang))
         ax_val.grid(axis="x", alpha=0.3)
-        ax_val.legend(fontsize="small", loc="lower left")
+        ax_val.legend(fontsize="small", loc="lower center", ncols=2)
 
         ax_train.scatter(trains, ys, marker="x", color=colors, zorder=3)
         ax_train.set_yticks(ys)
         ax_train.set_yticklabels([])
         ax_train.set_ylim(ax_val.get_ylim())
-        ax_train.set_xlabel(label("loss", flang))
+        ax_train.set_xlabel(label("ablation_nats", flang))
         ax_train.set_title(label("ablation_final_train", flang))
         ax_train.grid(axis="x", alpha=0.3)
         fig.suptitle(label("ablation_title", flang, p=p, epochs=epochs, chars=chars))

@@ -136,13 +136,13 @@ def plot_regimes(regimes: dict, lang: str = "en"):
                     ax.axvline(summary["overfit_step"], color=f"C{i}", ls=":", lw=1.2)
                     ax.annotate(
                         label("overfit_from", flang, step=summary["overfit_step"]),
-                        (summary["overfit_step"], 1.0),
+                        (summary["overfit_step"], 0.0),
                         xycoords=("data", "axes fraction"),
-                        xytext=(4, -12 - 12 * i),
+                        xytext=(4, 4 + 12 * i),
                         textcoords="offset points",
                         color=f"C{i}",
                         fontsize="small",
-                        va="top",
+                        va="bottom",
                     )
             ax.set_title(
                 label(
@@ -154,7 +154,8 @@ def plot_regimes(regimes: dict, lang: str = "en"):
             )
             ax.set_xlabel(label("step", flang))
             ax.grid(alpha=0.3)
-            ax.legend(fontsize="small")
+            marked = any(line.get_linestyle() == ":" for line in ax.get_lines())
+            ax.legend(fontsize="small", loc="center right" if marked else "best")
         axes[0, 0].set_ylabel(label("loss", flang))
         fig.suptitle(label("regimes_title", flang))
     return fig
