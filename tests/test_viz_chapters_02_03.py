@@ -25,8 +25,12 @@ def fake_run(p=0.0, width=64, tokens=10_000, rise=0.1, floor=2.8, params=159_937
     for i, step in enumerate(range(0, 601, 60)):
         val = 4.2 if i == 0 else floor + 0.3 / i + (rise * (step - 240) / 360 if step > 240 else 0)
         history.append(
-            {"step": step, "epoch": step * 512 / tokens, "train_loss": 4.2 - 0.2 * i,
-             "val_loss": val}  # fmt: skip
+            {
+                "step": step,
+                "epoch": step * 512 / tokens,
+                "train_loss": 4.2 - 0.2 * i,
+                "val_loss": val,
+            }  # fmt: skip
         )
     return types.SimpleNamespace(
         history=history,
