@@ -7,6 +7,9 @@ chapter's figures live in the module named after the chapter:
 * :mod:`~dropoutlib.viz.standard_dropout` (chapter 01): :func:`plot_masks`,
   :func:`dropout_widget`;
 * :mod:`~dropoutlib.viz.curves` (every chapter that trains): :func:`plot_losses`;
+* :mod:`~dropoutlib.viz.dropout_in_transformers` (chapter 02): :func:`plot_site_ablation`;
+* :mod:`~dropoutlib.viz.when_dropout_helps` (chapter 03): :func:`plot_regimes`,
+  :func:`plot_epochs`, :func:`plot_rate_sweep`, :func:`plot_width_rates`;
 * :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`;
 * :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`.
 """
@@ -28,8 +31,15 @@ from dropoutlib.viz.core import (
 )
 from dropoutlib.viz.curves import plot_losses
 from dropoutlib.viz.dropout_at_scale import plot_bench
+from dropoutlib.viz.dropout_in_transformers import plot_site_ablation, site_name
 from dropoutlib.viz.learned_dropout import plot_mask_stats
 from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
+from dropoutlib.viz.when_dropout_helps import (
+    plot_epochs,
+    plot_rate_sweep,
+    plot_regimes,
+    plot_width_rates,
+)
 
 __all__ = [
     "BASE_FONT",
@@ -47,8 +57,14 @@ __all__ = [
     "label",
     "number",
     "plot_bench",
+    "plot_epochs",
     "plot_losses",
     "plot_mask_stats",
     "plot_masks",
+    "plot_rate_sweep",
+    "plot_regimes",
+    "plot_site_ablation",
+    "plot_width_rates",
     "rc_params",
+    "site_name",
 ]
