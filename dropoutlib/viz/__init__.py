@@ -7,6 +7,11 @@ chapter's figures live in the module named after the chapter:
 * :mod:`~dropoutlib.viz.standard_dropout` (chapter 01): :func:`plot_masks`,
   :func:`dropout_widget`;
 * :mod:`~dropoutlib.viz.curves` (every chapter that trains): :func:`plot_losses`;
+* :mod:`~dropoutlib.viz.structured_dropout` (chapter 04): :func:`plot_structured_mask`,
+  :func:`plot_val_curves`, :func:`plot_pruning`;
+* :mod:`~dropoutlib.viz.noise_and_uncertainty` (chapter 05): :func:`plot_selu_moments`,
+  :func:`plot_concrete_rates`, :func:`plot_mc_uncertainty`, :func:`plot_reliability`,
+  :func:`plot_mc_curve`;
 * :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`;
 * :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`.
 """
@@ -29,7 +34,20 @@ from dropoutlib.viz.core import (
 from dropoutlib.viz.curves import plot_losses
 from dropoutlib.viz.dropout_at_scale import plot_bench
 from dropoutlib.viz.learned_dropout import plot_mask_stats
+from dropoutlib.viz.noise_and_uncertainty import (
+    plot_concrete_rates,
+    plot_mc_curve,
+    plot_mc_uncertainty,
+    plot_reliability,
+    plot_selu_moments,
+)
 from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
+from dropoutlib.viz.structured_dropout import (
+    plot_pruning,
+    plot_structured_mask,
+    plot_val_curves,
+    structured_masks,
+)
 
 __all__ = [
     "BASE_FONT",
@@ -51,4 +69,13 @@ __all__ = [
     "plot_mask_stats",
     "plot_masks",
     "rc_params",
+    "plot_structured_mask",
+    "structured_masks",
+    "plot_val_curves",
+    "plot_pruning",
+    "plot_selu_moments",
+    "plot_concrete_rates",
+    "plot_mc_uncertainty",
+    "plot_reliability",
+    "plot_mc_curve",
 ]
