@@ -5,6 +5,8 @@ runs) is in :mod:`dropoutlib.experiments.core`; each chapter's experiments live 
 named after the chapter:
 
 * :mod:`~dropoutlib.experiments.standard_dropout` (chapter 01);
+* :mod:`~dropoutlib.experiments.structured_dropout` (chapter 04);
+* :mod:`~dropoutlib.experiments.noise_and_uncertainty` (chapter 05);
 * :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08).
 
 Adding an experiment is one decorated function of the profile, in its chapter's module::
@@ -14,7 +16,12 @@ Adding an experiment is one decorated function of the profile, in its chapter's 
         return {"label": RunSpec(model_config, train_config, "song_ci", note="...")}
 """
 
-from dropoutlib.experiments import learned_dropout, standard_dropout  # noqa: F401 (register)
+from dropoutlib.experiments import (  # noqa: F401 (register the experiments)
+    learned_dropout,
+    noise_and_uncertainty,
+    standard_dropout,
+    structured_dropout,
+)
 from dropoutlib.experiments.core import (
     EXPERIMENTS,
     PROFILES,
