@@ -330,3 +330,31 @@ def test_structured_experiment_specs():
                 if getattr(spec.model, f.name) != getattr(base.model, f.name)
             }
             assert changed == set(E.structured_dropout.STRUCTURED_SITES[name]), name
+
+
+# ------------------------------------------------------------------------------------------------
+# the loss summary (reports) on real smoke runs
+
+
+@pytest.mark.usefixtures("isolated_run_cache")
+def test_loss_summary_of_smoke_runs():
+    import dropoutlib.experiments as E
+    from dropoutlib.reports import loss_summary, loss_summary_text
+
+    results = E.run("mc-dropout", "smoke", progress=False)
+    rows = loss_summary(results)
+    assert [r["label"] for r in rows] == ["standard", "none"]
+    for row, result in zip(rows, results.values()):
+        later = [h for h in result.history if h["step"] > 0]
+        assert row["best_val"] == min(h["val_loss"] for h in later)
+        assert row["final_val"] == result.final["val_loss"]
+        assert row["gap"] == pytest.approx(row["final_val"] - row["final_train"])
+    text = loss_summary_text(rows)
+    lines = text.splitlines()
+    assert lines[0].split()[:3] == ["run", "best_val", "step"] and len(lines) == 3
+    assert lines[1].startswith(min(rows, key=lambda r: r["best_val"])["label"])
+    # and the pruning curve of a trained model
+    model = results["standard"].load_model()
+    x = torch.randint(0, model.config.vocab_size, (2, model.config.block_size), generator=gen(0))
+    curve = pruning_curve(model, [(x, x)])
+    assert len(curve) == model.config.n_layer + 1

@@ -52,6 +52,7 @@ _LABELS = {
         "n05_nll": "cross-entropy of the MC average (nats per character)",
         "n05_nats": "nats per character",
         "n05_eval_nll": "deterministic prediction",
+        "n05_rdrop_title": "R-Drop against plain dropout: validation loss",
     },
     "ru": {
         "n05_selu_title": "Глубокая сеть с SELU: активации после каждого слоя",
@@ -88,6 +89,7 @@ _LABELS = {
         "n05_nll": "кросс-энтропия MC-среднего (нат на символ)",
         "n05_nats": "нат на символ",
         "n05_eval_nll": "детерминированное предсказание",
+        "n05_rdrop_title": "R-Drop и обычный dropout: потери на валидации",
     },
     "zh": {
         "n05_selu_title": "深层 SELU 网络：每层之后的激活",
@@ -124,6 +126,7 @@ _LABELS = {
         "n05_nll": "蒙特卡洛平均的交叉熵（nat/字符）",
         "n05_nats": "nat/字符",
         "n05_eval_nll": "确定性预测",
+        "n05_rdrop_title": "R-Drop 与普通暂退法：验证损失",
     },
 }
 add_labels(_LABELS)

@@ -48,8 +48,8 @@ _LABELS = {
         "s04_drophead": "DropHead",
         "s04_layerdrop": "LayerDrop",
         "s04_none": "no dropout",
-        "s04_mask_title": "What {name} drops, against standard dropout (p = {p:g}; white: kept)",
-        "s04_kept": "{name}: kept {kept:.0%}",
+        "s04_mask_title": "What {name} drops, against standard dropout\n(p = {p:g}; white: kept)",
+        "s04_kept": "kept {kept:.0%}",
         "s04_sample": "sequence {b}",
         "s04_channel": "channel c (index)",
         "s04_position": "position t (character)",
@@ -57,8 +57,8 @@ _LABELS = {
         "s04_block_position": "block ℓ · position t (index)",
         "s04_in_unit": "input unit (index)",
         "s04_out_unit": "output unit (index)",
-        "s04_weight_title": "DropConnect: mask on W (every activation is kept)",
-        "s04_val_title": "Validation loss, {title}",
+        "s04_weight_title": "DropConnect: mask on W, kept {kept:.0%} (no activation is dropped)",
+        "s04_val_title": "Validation loss in the data-constrained setting",
         "s04_best_title": "Best validation loss of each run",
         "s04_best": "best validation loss (nats per character)",
         "s04_pruning_title": "Pruning blocks at inference",
@@ -76,9 +76,9 @@ _LABELS = {
         "s04_drophead": "DropHead",
         "s04_layerdrop": "LayerDrop",
         "s04_none": "без dropout",
-        "s04_mask_title": "Что отключает {name} по сравнению со стандартным dropout "
+        "s04_mask_title": "Что отключает {name} по сравнению со стандартным dropout\n"
         "(p = {p:g}; белое\u00a0— сохранено)",
-        "s04_kept": "{name}: сохранено {kept:.0%}",
+        "s04_kept": "сохранено {kept:.0%}",
         "s04_sample": "последовательность {b}",
         "s04_channel": "канал c (индекс)",
         "s04_position": "позиция t (символ)",
@@ -86,8 +86,9 @@ _LABELS = {
         "s04_block_position": "блок ℓ · позиция t (индекс)",
         "s04_in_unit": "входной нейрон (индекс)",
         "s04_out_unit": "выходной нейрон (индекс)",
-        "s04_weight_title": "DropConnect: маска на W (все активации сохранены)",
-        "s04_val_title": "Потери на валидации, {title}",
+        "s04_weight_title": "DropConnect: маска на W, сохранено {kept:.0%} "
+        "(активации не отключаются)",
+        "s04_val_title": "Потери на валидации в режиме ограниченных данных",
         "s04_best_title": "Лучшие потери на валидации в каждом запуске",
         "s04_best": "лучшие потери на валидации (нат на символ)",
         "s04_pruning_title": "Обрезка блоков при инференсе",
@@ -105,8 +106,8 @@ _LABELS = {
         "s04_drophead": "DropHead",
         "s04_layerdrop": "LayerDrop",
         "s04_none": "无暂退法",
-        "s04_mask_title": "{name} 丢弃了什么：与标准暂退法对比（p = {p:g}；白色为保留）",
-        "s04_kept": "{name}：保留 {kept:.0%}",
+        "s04_mask_title": "{name} 丢弃了什么：与标准暂退法对比\n（p = {p:g}；白色为保留）",
+        "s04_kept": "保留 {kept:.0%}",
         "s04_sample": "序列 {b}",
         "s04_channel": "通道 c（索引）",
         "s04_position": "位置 t（字符）",
@@ -114,8 +115,8 @@ _LABELS = {
         "s04_block_position": "块 ℓ · 位置 t（索引）",
         "s04_in_unit": "输入单元（索引）",
         "s04_out_unit": "输出单元（索引）",
-        "s04_weight_title": "DropConnect：W 上的掩码（所有激活都保留）",
-        "s04_val_title": "验证损失，{title}",
+        "s04_weight_title": "DropConnect：W 上的掩码，保留 {kept:.0%}（不丢弃任何激活）",
+        "s04_val_title": "数据受限设置下的验证损失",
         "s04_best_title": "各次运行的最佳验证损失",
         "s04_best": "最佳验证损失（nat/字符）",
         "s04_pruning_title": "推理时对块剪枝",
@@ -201,7 +202,8 @@ def plot_structured_mask(kind: str, lang: str = "en", *, p: float = 0.3, seed: i
     """Standard dropout's mask (top row) and variant ``kind``'s (bottom row) on the same tensor,
     one panel per sequence of the toy batch (:func:`structured_masks`); white = kept, black =
     dropped, with the kept fraction in each row's label. Lines separate heads (DropHead) and
-    blocks (DropPath, LayerDrop); for ``"token"`` each row is labelled with its character."""
+    blocks (DropPath, LayerDrop); for the ``(B, T, C)`` kinds each row is labelled with its
+    character (␣ for a space)."""
     masks = structured_masks(kind, p, seed=seed)
     flang = figure_lang(lang)
     std, var = masks["standard"], masks["variant"]
@@ -209,7 +211,7 @@ def plot_structured_mask(kind: str, lang: str = "en", *, p: float = 0.3, seed: i
     T = len(TOY_TEXT[0])
     with plt.rc_context(rc_params(flang)):
         fig, axes = plt.subplots(
-            2, B, figsize=(2.6 * B + 0.6, 5.6), squeeze=False, layout="constrained"
+            2, B, figsize=(2.6 * B + 0.8, 6.0), squeeze=False, layout="constrained"
         )
         for row, (mask, who) in enumerate(((std, "standard"), (var, kind))):
             for b in range(B):
@@ -217,7 +219,8 @@ def plot_structured_mask(kind: str, lang: str = "en", *, p: float = 0.3, seed: i
                 if kind == "dropconnect" and row == 1:
                     if b == 0:
                         ax.imshow(mask[0].numpy(), cmap="gray", vmin=0, vmax=1)
-                        ax.set_title(label("s04_weight_title", flang), fontsize="small", loc="left")
+                        title = label("s04_weight_title", flang, kept=float(mask.mean()))
+                        ax.set_title(title, fontsize="small", loc="left")
                         ax.set_xlabel(label("s04_in_unit", flang))
                         ax.set_ylabel(label("s04_out_unit", flang))
                     else:
@@ -234,13 +237,14 @@ def plot_structured_mask(kind: str, lang: str = "en", *, p: float = 0.3, seed: i
                         ax.axhline(i * T - 0.5, color="C1", lw=1)
                 if kind in ("token", "spatial", "locked", "dropconnect"):
                     ax.set_yticks(range(T))
-                    ax.set_yticklabels([repr(c)[1:-1] for c in TOY_TEXT[b]], fontsize="x-small")
+                    chars = ["␣" if c == " " else c for c in TOY_TEXT[b]]
+                    ax.set_yticklabels(chars, fontsize="x-small")
                 else:
                     ax.set_yticks([])
                 ax.set_xticks([])
                 if b == 0:
                     name = _name(who, flang)
-                    text = label("s04_kept", flang, name=name, kept=float(mask.mean()))
+                    text = name + "\n" + label("s04_kept", flang, kept=float(mask.mean()))
                     ylab = {
                         "droppath": "s04_block_position",
                         "layerdrop": "s04_block_position",
@@ -260,12 +264,13 @@ def _display(name: str, lang: str) -> str:
     return label(key, lang) if key in LABELS[lang] else name
 
 
-def plot_val_curves(results: dict, lang: str = "en", *, title: str = ""):
+def plot_val_curves(results: dict, lang: str = "en", *, title: str | None = None):
     """Validation loss against step for each run (left) and each run's best validation loss
     (right, lowest first). ``results`` maps a run name to a
     :class:`~dropoutlib.train.RunResult`; names that are keys of this chapter's label table
     (``"none"``, ``"standard"``, ``"droppath"``, ...) are shown in ``lang``, others as they are.
-    ``title`` (already in ``lang``) names the setting in the left panel's title."""
+    ``title`` (already in ``lang``, e.g. from :func:`dropoutlib.viz.label`) replaces the left
+    panel's default title."""
     if not results:
         raise ValueError("results must hold at least one run, got an empty dict")
     flang = figure_lang(lang)
@@ -289,7 +294,7 @@ def plot_val_curves(results: dict, lang: str = "en", *, title: str = ""):
             ax.set_ylim(lo - 0.05 * span, hi + 0.1 * span)
         ax.set_xlabel(label("step", flang))
         ax.set_ylabel(label("loss", flang))
-        ax.set_title(label("s04_val_title", flang, title=title) if title else label("val", flang))
+        ax.set_title(title if title is not None else label("s04_val_title", flang))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
         bests.sort()
