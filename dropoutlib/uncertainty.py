@@ -249,7 +249,8 @@ def calibration(probs: Tensor, targets: Tensor, n_bins: int = 15) -> Calibration
     when that class is the target. Predictions are grouped into ``n_bins`` equal-width bins of
     confidence (a confidence of exactly 1 goes to the last bin); then
     ``ECE = sum_b (count_b / n) |accuracy_b - confidence_b|``, 0 for a perfectly calibrated
-    model. Guo et al. (2017) use 15 bins, the default here.
+    model. The default of 15 bins is a common choice, not a rule: with few predictions per
+    bin the estimate is noisy, with few bins it is coarse.
     """
     if not isinstance(probs, Tensor) or not probs.is_floating_point() or probs.ndim < 1:
         raise ValueError("probs must be a floating-point tensor (..., V) of probabilities")

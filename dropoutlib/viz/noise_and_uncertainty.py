@@ -50,7 +50,7 @@ _LABELS = {
         "n05_curve_title": "MC estimates against the number of passes",
         "n05_passes": "number of passes n",
         "n05_nll": "cross-entropy of the MC average (nats per character)",
-        "n05_nats": "nats per character",
+        "n05_mean": "mean {v:.3f}",
         "n05_eval_nll": "deterministic prediction",
         "n05_rdrop_title": "R-Drop against plain dropout: validation loss",
     },
@@ -87,7 +87,7 @@ _LABELS = {
         "n05_curve_title": "Оценки MC в зависимости от числа проходов",
         "n05_passes": "число проходов n",
         "n05_nll": "кросс-энтропия MC-среднего (нат на символ)",
-        "n05_nats": "нат на символ",
+        "n05_mean": "среднее {v:.3f}",
         "n05_eval_nll": "детерминированное предсказание",
         "n05_rdrop_title": "R-Drop и обычный dropout: потери на валидации",
     },
@@ -124,7 +124,7 @@ _LABELS = {
         "n05_curve_title": "蒙特卡洛估计随传播次数的变化",
         "n05_passes": "传播次数 n",
         "n05_nll": "蒙特卡洛平均的交叉熵（nat/字符）",
-        "n05_nats": "nat/字符",
+        "n05_mean": "均值 {v:.3f}",
         "n05_eval_nll": "确定性预测",
         "n05_rdrop_title": "R-Drop 与普通暂退法：验证损失",
     },
@@ -228,7 +228,7 @@ def plot_mc_uncertainty(predictions: dict, lang: str = "en", *, n: int | None = 
                     histtype="step",
                     lw=1.8,
                     color=f"C{i}",
-                    label=f"{shown} (∅ {v.mean():.3f})",
+                    label=f"{shown} ({label('n05_mean', flang, v=float(v.mean()))})",
                 )
             ax.set_xlabel(label(xlabel, flang))
             ax.set_ylabel(label("n05_density", flang))
@@ -238,11 +238,13 @@ def plot_mc_uncertainty(predictions: dict, lang: str = "en", *, n: int | None = 
     return fig
 
 
-def plot_reliability(calibrations: dict, lang: str = "en"):
+def plot_reliability(calibrations: dict, lang: str = "en", *, min_count: int = 10):
     """Reliability diagram: accuracy against confidence per bin for each prediction method,
     with the diagonal of perfect calibration and each method's ECE in the legend.
     ``calibrations`` maps a name (``"deterministic"`` is shown in ``lang``; ``"mc <n>"`` as
-    "MC dropout, n passes") to a :class:`dropoutlib.uncertainty.Calibration`."""
+    "MC dropout, n passes") to a :class:`dropoutlib.uncertainty.Calibration`. Bins with fewer
+    than ``min_count`` predictions are not drawn (their accuracy is mostly noise); the ECE
+    counts every bin."""
     if not calibrations:
         raise ValueError("calibrations must hold at least one method")
     flang = figure_lang(lang)
@@ -254,7 +256,7 @@ def plot_reliability(calibrations: dict, lang: str = "en"):
                 shown = label("n05_mc", flang, n=int(name.split()[1]))
             else:
                 shown = _maybe(f"n05_{name}", flang, name)
-            keep = cal.count > 0
+            keep = cal.count >= max(1, min_count)
             conf = cal.confidence[keep].numpy()
             acc = cal.accuracy[keep].numpy()
             ax.plot(
@@ -277,47 +279,34 @@ def plot_reliability(calibrations: dict, lang: str = "en"):
 
 
 def plot_mc_curve(points, lang: str = "en", *, deterministic: float | None = None):
-    """The MC estimates after n passes (:func:`dropoutlib.uncertainty.mc_curve`): the
-    cross-entropy of the averaged prediction (left, with the deterministic prediction's as a
-    dashed line when given) and the mean predictive entropy and mutual information (right),
-    against n on a log scale."""
+    """The MC estimates after n passes (:func:`dropoutlib.uncertainty.mc_curve`), against n on
+    a log scale, in three panels: the cross-entropy of the averaged prediction (with the
+    deterministic prediction's as a dashed line when given), the mean predictive entropy and
+    the mean mutual information."""
     points = list(points)
     if not points:
         raise ValueError("points must hold at least one MCPoint")
     flang = figure_lang(lang)
     ns = [pt.n for pt in points]
     with plt.rc_context(rc_params(flang)):
-        fig, (ax, ax_u) = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-        ax.plot(ns, [pt.nll for pt in points], "-o", color="C0", ms=4)
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), layout="constrained")
+        panels = (
+            ([pt.nll for pt in points], "n05_nll", "C0"),
+            ([pt.predictive_entropy for pt in points], "n05_pred_entropy", "C1"),
+            ([pt.mutual_information for pt in points], "n05_mutual_info", "C2"),
+        )
+        for ax, (values, ylabel, color) in zip(axes, panels):
+            ax.plot(ns, values, "-o", color=color, ms=4)
+            ax.set_ylabel(label(ylabel, flang))
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ns)
+            ax.set_xticklabels([str(k) for k in ns])
+            ax.set_xlabel(label("n05_passes", flang))
+            ax.grid(alpha=0.3)
         if deterministic is not None:
-            ax.axhline(
+            axes[0].axhline(
                 deterministic, color="C3", ls="--", lw=1.2, label=label("n05_eval_nll", flang)
             )
-            ax.legend(fontsize="small")
-        ax.set_ylabel(label("n05_nll", flang))
-        ax_u.plot(
-            ns,
-            [pt.predictive_entropy for pt in points],
-            "-o",
-            ms=4,
-            color="C1",
-            label=label("n05_pred_entropy", flang),
-        )
-        ax_u.plot(
-            ns,
-            [pt.mutual_information for pt in points],
-            "-o",
-            ms=4,
-            color="C2",
-            label=label("n05_mutual_info", flang),
-        )
-        ax_u.set_ylabel(label("n05_nats", flang))
-        ax_u.legend(fontsize="small")
-        for a in (ax, ax_u):
-            a.set_xscale("log", base=2)
-            a.set_xticks(ns)
-            a.set_xticklabels([str(k) for k in ns])
-            a.set_xlabel(label("n05_passes", flang))
-            a.grid(alpha=0.3)
+            axes[0].legend(fontsize="small")
         fig.suptitle(label("n05_curve_title", flang))
     return fig

@@ -61,10 +61,10 @@ _LABELS = {
         "s04_val_title": "Validation loss in the data-constrained setting",
         "s04_best_title": "Best validation loss of each run",
         "s04_best": "best validation loss (nats per character)",
-        "s04_pruning_title": "Pruning blocks at inference",
+        "s04_pruning_title": "Pruning blocks at inference\n"
+        "(lines: mean over the choices of blocks; bands: best to worst choice)",
         "s04_removed": "blocks removed at inference (of {n})",
         "s04_pruning_loss": "validation loss (nats per character)",
-        "s04_mean_range": "{name} (mean over choices; band: best to worst)",
     },
     "ru": {
         "s04_standard": "стандартный dropout",
@@ -91,10 +91,10 @@ _LABELS = {
         "s04_val_title": "Потери на валидации в режиме ограниченных данных",
         "s04_best_title": "Лучшие потери на валидации в каждом запуске",
         "s04_best": "лучшие потери на валидации (нат на символ)",
-        "s04_pruning_title": "Обрезка блоков при инференсе",
+        "s04_pruning_title": "Обрезка блоков при инференсе\n"
+        "(линии\u00a0— среднее по выбору блоков; полосы\u00a0— от лучшего выбора до худшего)",
         "s04_removed": "обрезано блоков при инференсе (из {n})",
         "s04_pruning_loss": "потери на валидации (нат на символ)",
-        "s04_mean_range": "{name} (среднее по вариантам; полоса — от лучшего до худшего)",
     },
     "zh": {
         "s04_standard": "标准暂退法",
@@ -119,10 +119,10 @@ _LABELS = {
         "s04_val_title": "数据受限设置下的验证损失",
         "s04_best_title": "各次运行的最佳验证损失",
         "s04_best": "最佳验证损失（nat/字符）",
-        "s04_pruning_title": "推理时对块剪枝",
+        "s04_pruning_title": "推理时对块剪枝\n"
+        "（曲线：各种选块方式的均值；色带：从最好到最差的选法）",
         "s04_removed": "推理时剪枝去掉的块数（共 {n} 块）",
         "s04_pruning_loss": "验证损失（nat/字符）",
-        "s04_mean_range": "{name}（各种选法的均值；色带：最好到最差）",
     },
 }
 add_labels(_LABELS)
@@ -328,7 +328,7 @@ def plot_pruning(curves: dict, lang: str = "en"):
         for i, (name, points) in enumerate(curves.items()):
             x = [pt.removed for pt in points]
             n = max(n, max(x))
-            shown = label("s04_mean_range", flang, name=_display(name, flang))
+            shown = _display(name, flang)
             ax.plot(x, [pt.mean for pt in points], "-o", color=f"C{i}", label=shown)
             ax.fill_between(
                 x, [pt.best for pt in points], [pt.worst for pt in points], color=f"C{i}", alpha=0.2
