@@ -1,4 +1,5 @@
-"""Tables of finished runs: the Learned Dropout study (seed 002) and its small-scale reproduction.
+"""Tables of finished runs: the losses of any experiment (:func:`loss_summary`), and the Learned
+Dropout study (seed 002) with its small-scale reproduction.
 
 Yifei Yan's "Learned Dropout" README (``yiphei/yif-AI``, ``learned_dropout/README.md``) reports
 one row per run: train loss, validation loss, the average fraction of ones in the rounded mask
@@ -27,6 +28,8 @@ from collections.abc import Mapping
 
 __all__ = [
     "PUBLISHED",
+    "loss_summary",
+    "loss_summary_text",
     "learned_dropout_findings",
     "learned_dropout_markdown",
     "learned_dropout_report",
@@ -387,6 +390,53 @@ def learned_dropout_report(doc: dict, seeds: dict | None = None, note: str = "")
                 f"{g['mean']:.4f} | {std} | {g['range']:.4f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def loss_summary(results) -> list[dict]:
+    """One row per run of ``results`` (``{label: RunResult}``), in order: ``label``;
+    ``best_val`` and ``best_step``, the lowest validation loss after step 0 and where it was;
+    ``final_val``, ``final_train`` and ``gap`` (their difference) at the last evaluation;
+    ``wall_time_s``. Losses are the trainer's (cross-entropy in nats, eval mode)."""
+    rows = []
+    for label, r in _runs(results).items():
+        later = [h for h in r.history if h.get("val_loss") is not None and h["step"] > 0]
+        if not later:
+            raise ValueError(f"run {label!r} has no evaluation after step 0")
+        best = min(later, key=lambda h: h["val_loss"])
+        last = later[-1]
+        rows.append(
+            {
+                "label": label,
+                "best_val": best["val_loss"],
+                "best_step": best["step"],
+                "final_val": last["val_loss"],
+                "final_train": last["train_loss"],
+                "gap": last["val_loss"] - last["train_loss"],
+                "wall_time_s": r.wall_time_s,
+            }
+        )
+    return rows
+
+
+def loss_summary_text(rows: list[dict], *, sort: bool = True) -> str:
+    """The rows of :func:`loss_summary` as a fixed-width text table with code-like column
+    names (the same text in every edition), lowest best validation loss first when ``sort``."""
+    if sort:
+        rows = sorted(rows, key=lambda r: r["best_val"])
+    width = max([5] + [len(str(r["label"])) for r in rows])
+    head = ("best_val", "step", "final_val", "final_train", "gap", "wall_s")
+    lines = [f"{'run':<{width}}  " + "  ".join(f"{h:>11}" for h in head)]
+    for r in rows:
+        cells = (
+            f"{r['best_val']:.3f}",
+            f"{r['best_step']:d}",
+            f"{r['final_val']:.3f}",
+            f"{r['final_train']:.3f}",
+            f"{r['gap']:.3f}",
+            f"{r['wall_time_s']:.1f}",
+        )
+        lines.append(f"{r['label']:<{width}}  " + "  ".join(f"{c:>11}" for c in cells))
+    return "\n".join(lines)
 
 
 def _main(argv: list[str] | None = None) -> int:

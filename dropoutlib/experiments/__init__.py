@@ -7,6 +7,8 @@ named after the chapter:
 * :mod:`~dropoutlib.experiments.standard_dropout` (chapter 01);
 * :mod:`~dropoutlib.experiments.dropout_in_transformers` (chapter 02);
 * :mod:`~dropoutlib.experiments.when_dropout_helps` (chapter 03);
+* :mod:`~dropoutlib.experiments.structured_dropout` (chapter 04);
+* :mod:`~dropoutlib.experiments.noise_and_uncertainty` (chapter 05);
 * :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08).
 
 Adding an experiment is one decorated function of the profile, in its chapter's module::
@@ -16,10 +18,12 @@ Adding an experiment is one decorated function of the profile, in its chapter's 
         return {"label": RunSpec(model_config, train_config, "song_ci", note="...")}
 """
 
-from dropoutlib.experiments import (  # noqa: F401 (register)
+from dropoutlib.experiments import (  # noqa: F401 (importing registers the experiments)
     dropout_in_transformers,
     learned_dropout,
+    noise_and_uncertainty,
     standard_dropout,
+    structured_dropout,
     when_dropout_helps,
 )
 from dropoutlib.experiments.core import (

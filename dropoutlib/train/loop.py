@@ -40,7 +40,7 @@ from dropoutlib.train.devices import (
 )
 from dropoutlib.train.distributed import setup_distributed
 from dropoutlib.train.evaluate import estimate_loss
-from dropoutlib.train.objective import training_loss
+from dropoutlib.train.objective import setup_concrete, training_loss
 
 __all__ = ["train", "lookup", "stream_seed", "optimizer_param_groups"]
 
@@ -243,6 +243,7 @@ def train(
             ),
         }
         learned = _learned_module(raw_model)
+        concrete = setup_concrete(raw_model, len(train_data))
         tokens_per_step = tc.batch_size * block_size * dist.world_size
         schedule = None
         if tc.dropout_schedule is not None:
@@ -366,7 +367,14 @@ def train(
             x, y = next_batch()
             with autocast(device, amp_dtype):
                 loss = training_loss(
-                    model, x, y, tc, step=step, raw_model=raw_model, learned=learned
+                    model,
+                    x,
+                    y,
+                    tc,
+                    step=step,
+                    raw_model=raw_model,
+                    learned=learned,
+                    concrete=concrete,
                 )
             optimizer_step(loss)
             if schedule is not None:

@@ -10,6 +10,11 @@ chapter's figures live in the module named after the chapter:
 * :mod:`~dropoutlib.viz.dropout_in_transformers` (chapter 02): :func:`plot_site_ablation`;
 * :mod:`~dropoutlib.viz.when_dropout_helps` (chapter 03): :func:`plot_regimes`,
   :func:`plot_epochs`, :func:`plot_rate_sweep`, :func:`plot_width_rates`;
+* :mod:`~dropoutlib.viz.structured_dropout` (chapter 04): :func:`plot_structured_mask`,
+  :func:`plot_val_curves`, :func:`plot_pruning`;
+* :mod:`~dropoutlib.viz.noise_and_uncertainty` (chapter 05): :func:`plot_selu_moments`,
+  :func:`plot_concrete_rates`, :func:`plot_mc_uncertainty`, :func:`plot_reliability`,
+  :func:`plot_mc_curve`;
 * :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`;
 * :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`.
 """
@@ -33,7 +38,20 @@ from dropoutlib.viz.curves import plot_losses
 from dropoutlib.viz.dropout_at_scale import plot_bench
 from dropoutlib.viz.dropout_in_transformers import plot_site_ablation, site_name
 from dropoutlib.viz.learned_dropout import plot_mask_stats
+from dropoutlib.viz.noise_and_uncertainty import (
+    plot_concrete_rates,
+    plot_mc_curve,
+    plot_mc_uncertainty,
+    plot_reliability,
+    plot_selu_moments,
+)
 from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
+from dropoutlib.viz.structured_dropout import (
+    plot_pruning,
+    plot_structured_mask,
+    plot_val_curves,
+    structured_masks,
+)
 from dropoutlib.viz.when_dropout_helps import (
     plot_epochs,
     plot_rate_sweep,
@@ -67,4 +85,13 @@ __all__ = [
     "plot_width_rates",
     "rc_params",
     "site_name",
+    "plot_structured_mask",
+    "structured_masks",
+    "plot_val_curves",
+    "plot_pruning",
+    "plot_selu_moments",
+    "plot_concrete_rates",
+    "plot_mc_uncertainty",
+    "plot_reliability",
+    "plot_mc_curve",
 ]
