@@ -5,7 +5,8 @@ runs) is in :mod:`dropoutlib.experiments.core`; each chapter's experiments live 
 named after the chapter:
 
 * :mod:`~dropoutlib.experiments.standard_dropout` (chapter 01);
-* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08).
+* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08);
+* :mod:`~dropoutlib.experiments.dropout_at_scale` (chapter 09).
 
 Adding an experiment is one decorated function of the profile, in its chapter's module::
 
@@ -14,7 +15,11 @@ Adding an experiment is one decorated function of the profile, in its chapter's 
         return {"label": RunSpec(model_config, train_config, "song_ci", note="...")}
 """
 
-from dropoutlib.experiments import learned_dropout, standard_dropout  # noqa: F401 (register)
+from dropoutlib.experiments import (  # noqa: F401 (register)
+    dropout_at_scale,  # noqa: F401 (register)
+    learned_dropout,
+    standard_dropout,
+)
 from dropoutlib.experiments.core import (
     EXPERIMENTS,
     PROFILES,

@@ -7,8 +7,10 @@ chapter's figures live in the module named after the chapter:
 * :mod:`~dropoutlib.viz.standard_dropout` (chapter 01): :func:`plot_masks`,
   :func:`dropout_widget`;
 * :mod:`~dropoutlib.viz.curves` (every chapter that trains): :func:`plot_losses`;
-* :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`;
-* :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`.
+* :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`,
+  :func:`plot_data_constrained`;
+* :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`,
+  :func:`plot_site_costs`, :func:`plot_rank_masks`, :func:`plot_regularisers`.
 """
 
 from dropoutlib.viz.core import (
@@ -27,8 +29,13 @@ from dropoutlib.viz.core import (
     rc_params,
 )
 from dropoutlib.viz.curves import plot_losses
-from dropoutlib.viz.dropout_at_scale import plot_bench
-from dropoutlib.viz.learned_dropout import plot_mask_stats
+from dropoutlib.viz.dropout_at_scale import (
+    plot_bench,
+    plot_rank_masks,
+    plot_regularisers,
+    plot_site_costs,
+)
+from dropoutlib.viz.learned_dropout import plot_data_constrained, plot_mask_stats
 from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
 
 __all__ = [
@@ -47,8 +54,12 @@ __all__ = [
     "label",
     "number",
     "plot_bench",
+    "plot_data_constrained",
     "plot_losses",
     "plot_mask_stats",
     "plot_masks",
+    "plot_rank_masks",
+    "plot_regularisers",
+    "plot_site_costs",
     "rc_params",
 ]
