@@ -84,7 +84,7 @@ _HINTS = {
         "sd_other_seed": "种子 {a} 和 {b} 得到了同一个掩码：掩码应随种子而变",
         "sd_global_rng": "你的函数改变了 torch 的全局随机状态：在暂退法内部调用 "
         "torch.manual_seed 会重置训练中其他随机操作共用的随机数流；"
-        "请用你自己的、以 seed 初始化的 torch.Generator",
+        "请用你自己的、以种子 seed 初始化的 torch.Generator",
         "sd_no_gradient": "梯度没有传到 x：请用可微运算构造输出，"
         "或在 torch.autograd.Function 中写出 backward",
         "sd_gradient": "对 x 的梯度应为 mask/(1-p) 乘以上游梯度，且掩码与前向传播相同；"

@@ -34,6 +34,7 @@ from dropoutlib.viz.dropout_at_scale import (
     plot_rank_masks,
     plot_regularisers,
     plot_site_costs,
+    reg_name,
 )
 from dropoutlib.viz.learned_dropout import plot_data_constrained, plot_mask_stats
 from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
@@ -62,4 +63,5 @@ __all__ = [
     "plot_regularisers",
     "plot_site_costs",
     "rc_params",
+    "reg_name",
 ]

@@ -63,6 +63,12 @@ _LABELS = {
         "reg:label_smoothing": "label smoothing {value:g}",
         "reg:grad_clip": "gradient clipping {value:g}",
         "reg:token_mask_rate": "token masking {value:g}",
+        "col:regulariser": "regulariser",
+        "col:val_split": "validation (whole split)",
+        "col:train_split": "train (whole subset)",
+        "col:best_val": "best validation",
+        "col:best_step": "at step",
+        "col:last_val": "last validation",
     },
     "ru": {
         "bench_title": (
@@ -112,10 +118,16 @@ _LABELS = {
         "reg_bars": "Потери на валидации: лучшие (светлые) и итоговые (тёмные)",
         "reg:none": "без регуляризации",
         "reg:dropout": "dropout {value:g}",
-        "reg:weight_decay": "затухание весов {value:g}",
+        "reg:weight_decay": "weight decay {value:g}",
         "reg:label_smoothing": "сглаживание меток {value:g}",
         "reg:grad_clip": "обрезка градиента {value:g}",
         "reg:token_mask_rate": "маскирование токенов {value:g}",
+        "col:regulariser": "регуляризатор",
+        "col:val_split": "валидация (вся выборка)",
+        "col:train_split": "обучение (всё подмножество)",
+        "col:best_val": "лучшая валидация",
+        "col:best_step": "на шаге",
+        "col:last_val": "последняя валидация",
     },
     "zh": {
         "bench_title": "暂退法的代价：测于 {device}（{threads} 个线程），torch {torch}，{date}",
@@ -165,6 +177,12 @@ _LABELS = {
         "reg:label_smoothing": "标签平滑 {value:g}",
         "reg:grad_clip": "梯度裁剪 {value:g}",
         "reg:token_mask_rate": "词元掩蔽 {value:g}",
+        "col:regulariser": "正则化方法",
+        "col:val_split": "验证（整个验证集）",
+        "col:train_split": "训练（整个训练子集）",
+        "col:best_val": "最佳验证损失",
+        "col:best_step": "所在步数",
+        "col:last_val": "最后一次验证损失",
     },
 }
 add_labels(_LABELS)
