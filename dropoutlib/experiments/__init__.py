@@ -9,7 +9,9 @@ named after the chapter:
 * :mod:`~dropoutlib.experiments.when_dropout_helps` (chapter 03);
 * :mod:`~dropoutlib.experiments.structured_dropout` (chapter 04);
 * :mod:`~dropoutlib.experiments.noise_and_uncertainty` (chapter 05);
-* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08).
+* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08);
+* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08);
+* :mod:`~dropoutlib.experiments.dropout_at_scale` (chapter 09).
 
 Adding an experiment is one decorated function of the profile, in its chapter's module::
 
@@ -19,6 +21,7 @@ Adding an experiment is one decorated function of the profile, in its chapter's 
 """
 
 from dropoutlib.experiments import (  # noqa: F401 (importing registers the experiments)
+    dropout_at_scale,
     dropout_in_transformers,
     learned_dropout,
     noise_and_uncertainty,

@@ -4,9 +4,9 @@ Each plotting function takes ``lang`` and returns its :class:`~matplotlib.figure
 shared plumbing (label tables, fonts, :func:`glue`) is in :mod:`dropoutlib.viz.core`; each
 chapter's figures live in the module named after the chapter:
 
+* :mod:`~dropoutlib.viz.curves` (every chapter that trains): :func:`plot_losses`;
 * :mod:`~dropoutlib.viz.standard_dropout` (chapter 01): :func:`plot_masks`,
   :func:`dropout_widget`;
-* :mod:`~dropoutlib.viz.curves` (every chapter that trains): :func:`plot_losses`;
 * :mod:`~dropoutlib.viz.dropout_in_transformers` (chapter 02): :func:`plot_site_ablation`;
 * :mod:`~dropoutlib.viz.when_dropout_helps` (chapter 03): :func:`plot_regimes`,
   :func:`plot_epochs`, :func:`plot_rate_sweep`, :func:`plot_width_rates`;
@@ -16,7 +16,11 @@ chapter's figures live in the module named after the chapter:
   :func:`plot_concrete_rates`, :func:`plot_mc_uncertainty`, :func:`plot_reliability`,
   :func:`plot_mc_curve`;
 * :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`;
-* :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`.
+* :mod:`~dropoutlib.viz.learned_dropout` (chapter 08): :func:`plot_mask_stats`,
+  :func:`plot_data_constrained`;
+* :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`;
+* :mod:`~dropoutlib.viz.dropout_at_scale` (chapter 09): :func:`plot_bench`,
+  :func:`plot_site_costs`, :func:`plot_rank_masks`, :func:`plot_regularisers`.
 """
 
 from dropoutlib.viz.core import (
@@ -34,10 +38,24 @@ from dropoutlib.viz.core import (
     number,
     rc_params,
 )
-from dropoutlib.viz.curves import plot_losses
-from dropoutlib.viz.dropout_at_scale import plot_bench
-from dropoutlib.viz.dropout_in_transformers import plot_site_ablation, site_name
-from dropoutlib.viz.learned_dropout import plot_mask_stats
+from dropoutlib.viz.curves import (
+    plot_losses,
+)
+from dropoutlib.viz.dropout_at_scale import (
+    plot_bench,
+    plot_rank_masks,
+    plot_regularisers,
+    plot_site_costs,
+    reg_name,
+)
+from dropoutlib.viz.dropout_in_transformers import (
+    plot_site_ablation,
+    site_name,
+)
+from dropoutlib.viz.learned_dropout import (
+    plot_data_constrained,
+    plot_mask_stats,
+)
 from dropoutlib.viz.noise_and_uncertainty import (
     plot_concrete_rates,
     plot_mc_curve,
@@ -45,7 +63,11 @@ from dropoutlib.viz.noise_and_uncertainty import (
     plot_reliability,
     plot_selu_moments,
 )
-from dropoutlib.viz.standard_dropout import activation_map, dropout_widget, plot_masks
+from dropoutlib.viz.standard_dropout import (
+    activation_map,
+    dropout_widget,
+    plot_masks,
+)
 from dropoutlib.viz.structured_dropout import (
     plot_pruning,
     plot_structured_mask,
@@ -94,4 +116,9 @@ __all__ = [
     "plot_mc_uncertainty",
     "plot_reliability",
     "plot_mc_curve",
+    "plot_data_constrained",
+    "plot_rank_masks",
+    "plot_regularisers",
+    "plot_site_costs",
+    "reg_name",
 ]
