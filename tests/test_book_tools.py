@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import dropoutlib.train as T
@@ -207,7 +208,8 @@ def test_real_stubs_are_rejected_by_their_checker(path):
             assert signature(stub.source, name) == signature(solution.source, name)
         i = nb.cells.index(solution)
         check = next(c for c in nb.cells[i + 1 :] if "checks." in c.source)
-        namespace = {"lang": lang, "checks": checks}
+        # the notebook's own imports are in scope (a stub may subclass torch.autograd.Function)
+        namespace = {"lang": lang, "checks": checks, "torch": torch, "nn": torch.nn}
         exec(stub.source, namespace)
         with contextlib.redirect_stdout(io.StringIO()) as out:
             verdict = eval(check.source.strip().splitlines()[-1], namespace)
