@@ -19,6 +19,7 @@ from dropoutlib.layers import (
     LockedDropout,
     SpatialDropout,
     Standout,
+    TokenTypeDropout,
 )
 from dropoutlib.learned import LearnedDropout
 from dropoutlib.model import BabyGPT, GPTConfig
@@ -38,7 +39,14 @@ from dropoutlib.schedules import (
 from dropoutlib.seeded import SeededDropout
 from dropoutlib.sites import DropoutSite, dropout_sites
 from dropoutlib.train import RunResult, TrainConfig
-from dropoutlib.uncertainty import MCPrediction, mc_dropout, mc_predict, r_drop_loss
+from dropoutlib.uncertainty import (
+    MCPrediction,
+    calibration,
+    mc_curve,
+    mc_dropout,
+    mc_predict,
+    r_drop_loss,
+)
 
 __version__ = "0.1.0"
 
@@ -53,6 +61,7 @@ __all__ = [
     "SpatialDropout",
     "LockedDropout",
     "EmbeddingDropout",
+    "TokenTypeDropout",
     "DropPath",
     "DropHead",
     "GaussianDropout",
@@ -81,6 +90,8 @@ __all__ = [
     "mc_dropout",
     "mc_predict",
     "MCPrediction",
+    "mc_curve",
+    "calibration",
     "r_drop_loss",
     # babyGPT, corpora, training
     "BabyGPT",

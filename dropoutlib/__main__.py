@@ -3,6 +3,7 @@
     python -m dropoutlib train --preset v10 --corpus song_ci --dropout 0.2 [--max-iters N ...]
     python -m dropoutlib experiment v10-songci-dropout --profile cpu [--output results/x.json]
     torchrun --nproc_per_node=2 -m dropoutlib train --preset v10 --corpus song_ci
+    python -m dropoutlib grade submissions/ --timeout 600 --out grades/
 
 Each command is an entry of :data:`COMMANDS`: a function that adds its arguments to a subparser
 and a function that runs it. A new command (``bench``) adds one entry.
@@ -251,6 +252,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_from_args(args)
 
 
+# --- grade -------------------------------------------------------------------------------------
+
+
+def _add_grade_args(p: argparse.ArgumentParser) -> None:
+    from dropoutlib.grade import add_arguments
+
+    add_arguments(p)
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from dropoutlib.grade import run_from_args
+
+    return run_from_args(args)
+
+
 # --- dispatch ----------------------------------------------------------------------------------
 
 #: name -> (help, add_arguments(parser), run(args) -> exit code). Add new commands here.
@@ -261,6 +277,12 @@ COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
         "measure what dropout costs (writes results/bench-<device>.json)",
         _add_bench_args,
         _cmd_bench,
+    ),
+    "grade": (
+        "execute student notebooks (smoke profile, time limit, no network) and collect the "
+        "checkers' verdicts into grades.csv",
+        _add_grade_args,
+        _cmd_grade,
     ),
 }
 

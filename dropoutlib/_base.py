@@ -40,6 +40,24 @@ def check_known_fields(cls, d: dict) -> None:
         raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(names)}")
 
 
+def add_translations(registry: dict[str, dict[str, str]], tables: dict, what: str) -> None:
+    """Merge per-language string tables into ``registry`` (``{"en": {...}, "ru": {...}, ...}``):
+    every language of the registry given, the same keys in each, none already taken. Figure
+    labels (:func:`dropoutlib.viz.add_labels`) and checker hints
+    (:func:`dropoutlib.checks.add_hints`) are registered this way, so no edition lacks a string."""
+    if set(tables) != set(registry):
+        raise ValueError(f"{what} must be given for {sorted(registry)}, got {sorted(tables)}")
+    keys = set(tables["en"])
+    for lang, table in tables.items():
+        if set(table) != keys:
+            raise ValueError(f"{what} for {lang!r} differ in keys: {sorted(set(table) ^ keys)}")
+    taken = keys & set(registry["en"])
+    if taken:
+        raise ValueError(f"keys already defined in the {what}: {sorted(taken)}")
+    for lang, table in tables.items():
+        registry[lang].update(table)
+
+
 class DropoutModule(nn.Module):
     """Base of dropoutlib's modules that have a drop rate ``p``.
 

@@ -1,6 +1,6 @@
 """What dropout costs, measured: ``python -m dropoutlib bench`` (or ``make bench``).
 
-Four parts, each written to ``results/bench-<device>.json`` and printed as markdown tables:
+Five parts, each written to ``results/bench-<device>.json`` and printed as markdown tables:
 
 1. **Throughput.** Forward + backward of every variant on a (B, T, C) activation at two sizes.
    An elementwise dropout has to read x and write y in forward, read dy and write dx in backward:
@@ -16,6 +16,9 @@ Four parts, each written to ``results/bench-<device>.json`` and printed as markd
    fused attention, dropout 0.2 against 0, dropout modules at p = 0 against no modules, and
    LearnedDropout against standard dropout at the same width.
 4. **On a GPU:** the v11 preset on tiny Shakespeare for 5000 iterations, wall time and val loss.
+5. **Per site** (``sites``): the babyGPT step with dropout at one site at a time (embedding,
+   attention weights, attention output, FFN output), per-head and fused attention: step time
+   and the bytes autograd keeps for backward per token, each against the model without dropout.
 
 Method: every figure is the median over ``rounds`` timings taken after ``warmup`` calls; the
 cases of one comparison are timed side by side, interleaved round by round (the order rotates
@@ -438,6 +441,95 @@ def bench_steps(*, device, quick=False, rounds=9, warmup=2, min_time=0.0, seed=0
 
 
 # ------------------------------------------------------------------------------------------------
+# Part 5: what each dropout site of babyGPT costs
+
+SITES = ("embd", "attn", "resid", "ffn")  # GPTConfig's sites: embedding, attention weights,
+# attention output (after the projection), FFN output
+
+
+def site_cases() -> dict[str, dict]:
+    """name -> GPTConfig overrides: no dropout, dropout ``P`` at one site only, at all four."""
+    cases = {"no dropout": {"dropout": 0.0}}
+    for site in SITES:
+        field = "embd_dropout" if site == "embd" else f"{site}_dropout"
+        cases[f"{site} only"] = {"dropout": 0.0, field: P}
+    cases["all four"] = {"dropout": P, "embd_dropout": P}
+    return cases
+
+
+def step_saved_bytes(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor) -> float:
+    """Bytes autograd keeps for backward during one training forward of ``model`` (loss
+    included), per token of the batch: every saved tensor counted once per storage, parameters
+    left out."""
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            storages[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(idx, targets)
+    return sum(storages.values()) / idx.numel()
+
+
+def bench_sites(*, device, quick=False, rounds=9, warmup=2, seed=0) -> list[dict]:
+    """Part 5: the step time and the bytes saved for backward of babyGPT with dropout ``P`` at
+    one site at a time (:func:`site_cases`), per setting of :func:`step_configs` and per
+    attention path (per-head modules, fused SDPA). ``extra_s`` and ``extra_bytes_per_token``
+    are each site's cost over the model without dropout."""
+    from dropoutlib.model import BabyGPT, GPTConfig
+
+    out = []
+    for setting, spec in step_configs(quick).items():
+        for attention in ("heads", "fused"):
+            fns, saved, models = {}, {}, {}
+            for name, case in site_cases().items():
+                torch.manual_seed(seed)
+                config = GPTConfig.v10(VOCAB, **{**spec["overrides"], "attention": attention})
+                config = dataclasses.replace(config, **case)
+                model = BabyGPT(config).to(device)
+                gen = torch.Generator(device="cpu").manual_seed(seed)
+                idx = torch.randint(
+                    VOCAB, (spec["batch_size"], config.block_size + 1), generator=gen
+                )
+                idx = idx.to(device)
+                saved[name] = step_saved_bytes(model, idx[:, :-1], idx[:, 1:])
+                models[name] = model
+                fns[name] = make_step(
+                    model, spec["batch_size"], config.block_size, device=device, seed=seed
+                )
+            res = time_side_by_side(fns, device=device, rounds=rounds, warmup=warmup, min_time=0.0)
+            base = res["no dropout"]["median_s"]
+            rows = [
+                {
+                    "name": k,
+                    **r,
+                    "extra_s": r["median_s"] - base,
+                    "ratio_to_none": r["median_s"] / base,
+                    "saved_bytes_per_token": saved[k],
+                    "extra_bytes_per_token": saved[k] - saved["no dropout"],
+                }
+                for k, r in res.items()
+            ]
+            config = models["no dropout"].config
+            out.append(
+                {
+                    "setting": setting,
+                    "attention": attention,
+                    "config": dataclasses.asdict(config),
+                    "batch_size": spec["batch_size"],
+                    "tokens_per_step": spec["batch_size"] * config.block_size,
+                    "rows": rows,
+                }
+            )
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
 # Part 4: the v11 run on a GPU
 
 
@@ -626,7 +718,7 @@ def run(
     *,
     device="auto",
     quick: bool = False,
-    parts=("throughput", "memory", "steps", "gpu_run"),
+    parts=("throughput", "memory", "steps", "sites", "gpu_run"),
     rounds: int | None = None,
     threads: int | None = None,
 ) -> dict:
@@ -665,6 +757,11 @@ def run(
         step_rounds = 3 if quick else max(5, (rounds * 3) // 4)
         results["steps"] = bench_steps(
             device=device, quick=quick, rounds=step_rounds, warmup=timing["warmup"]
+        )
+    if "sites" in parts:
+        site_rounds = 3 if quick else max(5, (rounds * 3) // 4)
+        results["sites"] = bench_sites(
+            device=device, quick=quick, rounds=site_rounds, warmup=timing["warmup"]
         )
     if "gpu_run" in parts:
         results["gpu_run"] = bench_gpu_run(device=device, quick=quick)
@@ -747,6 +844,22 @@ def markdown(results: dict) -> str:
         lines += ["", "| ratio of step times | value |", "|---|---:|"]
         lines += [f"| {k} | {v:.3f} |" for k, v in s["ratios"].items()]
         lines.append("")
+    for s in results.get("sites", []):
+        c = s["config"]
+        lines += [
+            f"## Dropout {results['settings']['p']} at one site, {s['setting']} "
+            f"({s['attention']} attention): block_size {c['block_size']}, batch {s['batch_size']}",
+            "",
+            "| model | median step | / no dropout | extra | saved for backward / token | extra |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in s["rows"]:
+            lines.append(
+                f"| {r['name']} | {_fmt_time(r['median_s'])} | {r['ratio_to_none']:.3f} | "
+                f"{r['extra_s'] * 1e3:+.3f} ms | {r['saved_bytes_per_token']:,.0f} B | "
+                f"{r['extra_bytes_per_token']:+,.0f} B |"
+            )
+        lines.append("")
     g = results.get("gpu_run")
     if g:
         lines += ["## v11 on tiny Shakespeare (GPU)", ""]
@@ -788,7 +901,7 @@ def write(results: dict, path: str | os.PathLike) -> Path:
 # ------------------------------------------------------------------------------------------------
 # Command line (``python -m dropoutlib bench``)
 
-PARTS = ("throughput", "memory", "steps", "gpu_run")
+PARTS = ("throughput", "memory", "steps", "sites", "gpu_run")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

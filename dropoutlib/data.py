@@ -26,7 +26,8 @@ keeps it in a cache directory: ``$DROPOUTLIB_DATA`` if set, otherwise a user cac
 so a directory prepared by hand (or ``../shared/data`` in tests and CI) works the same way.
 Downloads are written atomically (temporary file + ``os.replace``) and only after their checksum
 matched, so the cache never holds a partial or wrong file. Every file is verified again each time
-it is read.
+it is read. With ``DROPOUTLIB_OFFLINE=1`` in the environment nothing is downloaded (as with
+``download=False``): ``python -m dropoutlib grade`` sets it for the notebooks it executes.
 
 :func:`get_batch` samples random windows exactly like babyGPT's ``get_batch``
 (``torch.randint(len(data) - block_size, (batch_size,))``), but from a ``torch.Generator`` when
@@ -60,6 +61,7 @@ __all__ = [
     "data_dir",
     "get_batch",
     "load_corpus",
+    "map_by_rank",
     "train_val_split",
     "vocab_corpus",
 ]
@@ -160,9 +162,18 @@ def _fetch(url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
         return response.read()
 
 
+def offline() -> bool:
+    """True when ``$DROPOUTLIB_OFFLINE`` is set to anything but ``""``, ``0`` or ``false``: then
+    :func:`load_corpus` never downloads."""
+    return os.environ.get("DROPOUTLIB_OFFLINE", "").strip().lower() not in ("", "0", "false")
+
+
 def _cached_file(relpath: str, sha256: str, urls: Sequence[str], download: bool) -> bytes:
     """The verified bytes of one corpus file: from the cache, else downloaded into it."""
     path = data_dir() / relpath
+    why_not = "download=False"
+    if download and offline():
+        download, why_not = False, "DROPOUTLIB_OFFLINE is set"
     stale = None  # describes a cached file whose checksum is wrong
     if path.is_file():
         data = path.read_bytes()
@@ -175,7 +186,7 @@ def _cached_file(relpath: str, sha256: str, urls: Sequence[str], download: bool)
 
     if not download:
         raise CorpusUnavailableError(
-            f"corpus file {relpath!r} is not at {path} and download=False; download it from "
+            f"corpus file {relpath!r} is not at {path} and {why_not}; download it from "
             f"{urls[0]} and put it there, or set DROPOUTLIB_DATA to a directory that holds it"
         )
 
@@ -407,3 +418,34 @@ def get_batch(data: torch.Tensor, block_size: int, batch_size: int, generator=No
     x = data[offsets]
     y = data[offsets + 1]
     return x.to(device), y.to(device)
+
+
+def map_by_rank(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``source`` token ids rewritten in ``target``'s vocabulary by frequency rank: the k-th most
+    frequent token of ``source`` becomes the k-th most frequent token of ``target``, and ranks
+    beyond the number of distinct tokens in ``target`` wrap around (modulo it). Ties are broken
+    by the smaller id.
+
+    A model of ``target``'s corpus can then read ``source``'s text: the common symbols stay
+    common, but the sequences follow another language (e.g. Song ci read by a Shakespeare model,
+    a foreign input for MC dropout's uncertainty). Both are 1-D integer tensors; the result has
+    ``source``'s shape and ``target``'s dtype.
+    """
+    for name, t in (("source", source), ("target", target)):
+        if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty 1-D tensor of token ids")
+        if t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool:
+            raise ValueError(f"{name} must hold integer token ids, got dtype {t.dtype}")
+        if int(t.min()) < 0:
+            raise ValueError(f"{name} must hold non-negative token ids")
+
+    def by_rank(t: torch.Tensor) -> torch.Tensor:
+        counts = torch.bincount(t)
+        ids = torch.nonzero(counts).squeeze(1)  # increasing ids: stable sort breaks ties by id
+        order = torch.sort(counts[ids], descending=True, stable=True).indices
+        return ids[order]
+
+    src_rank, tgt_rank = by_rank(source), by_rank(target)
+    rank_of = torch.empty(int(source.max()) + 1, dtype=torch.long)
+    rank_of[src_rank] = torch.arange(len(src_rank))
+    return tgt_rank[rank_of[source] % len(tgt_rank)].to(target.dtype)

@@ -53,6 +53,7 @@ __all__ = [
     "spatial_dropout",
     "locked_dropout",
     "embedding_dropout",
+    "token_type_dropout",
     "drop_path",
     "drop_head",
     "gaussian_dropout",
@@ -324,6 +325,44 @@ def embedding_dropout(
         return _zeros(lookup)
     row_noise = _inverted_noise((weight.shape[0],), 1.0 - p, weight, generator)
     return lookup * row_noise[indices].unsqueeze(-1)
+
+
+def token_type_dropout(
+    x: Tensor,
+    indices: Tensor,
+    p: float = 0.1,
+    training: bool = True,
+    *,
+    num_types: int,
+    generator=None,
+) -> Tensor:
+    """Embedding (word-type) dropout on vectors already looked up: whole token types dropped.
+
+    ``y[..., :] = x[..., :] * m[indices[...]] / (1 - p)`` with one ``m[v] ~ Bernoulli(1 - p)``
+    per token type ``v`` (``num_types`` of them), drawn once per call: a dropped type is zero at
+    every position of every sequence where it occurs. ``x`` is ``(*, C)``, the embeddings of
+    ``indices`` ``(*)``. This is :func:`embedding_dropout` applied after the lookup, for a model
+    that looks its tokens up itself (babyGPT's ``embd_kind="token"``); for the same generator
+    state both draw the same row mask. Compare :func:`dropout` on the same vectors, which drops
+    coordinates of single occurrences, and :func:`locked_dropout`, which drops coordinates of a
+    whole sequence.
+    """
+    p = _check_common(x, p, training, generator)
+    if not isinstance(indices, Tensor) or indices.dtype not in (torch.int64, torch.int32):
+        got = indices.dtype if isinstance(indices, Tensor) else type(indices).__name__
+        raise ValueError(f"indices must be an int64 or int32 tensor, got {got}")
+    if x.dim() < 1 or _shape(x)[:-1] != _shape(indices):
+        raise ValueError(
+            f"x must have shape (*indices.shape, C) = {(*_shape(indices), 'C')}, got {_shape(x)}"
+        )
+    if isinstance(num_types, bool) or not isinstance(num_types, int) or num_types < 1:
+        raise ValueError(f"num_types must be a positive int, got {num_types!r}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return _zeros(x)
+    type_noise = _inverted_noise((num_types,), 1.0 - p, x, generator)
+    return x * type_noise[indices].unsqueeze(-1)
 
 
 def drop_path(

@@ -29,6 +29,7 @@ __all__ = [
     "SpatialDropout",
     "LockedDropout",
     "EmbeddingDropout",
+    "TokenTypeDropout",
     "DropPath",
     "DropHead",
     "GaussianDropout",
@@ -231,6 +232,36 @@ class EmbeddingDropout(_NoiseModule):
             scale_grad_by_freq=e.scale_grad_by_freq,
             sparse=e.sparse,
         )
+
+
+class TokenTypeDropout(_NoiseModule):
+    """Embedding (word-type) dropout on looked-up vectors: ``forward(x, indices)``.
+
+    While training, each of the ``num_types`` token types is dropped with probability ``p``
+    (one draw per forward) and the vectors ``x`` of its occurrences are zeroed everywhere in the
+    batch; the others are scaled by ``1 / (1 - p)``. Identity at eval. The same mask as
+    :class:`EmbeddingDropout`, for a model that keeps its own ``nn.Embedding`` (babyGPT's
+    ``embd_kind="token"``). See :func:`dropoutlib.functional.token_type_dropout`.
+    """
+
+    def __init__(self, p: float, num_types: int, *, generator: torch.Generator | None = None):
+        super().__init__(p, generator)
+        if isinstance(num_types, bool) or not isinstance(num_types, int) or num_types < 1:
+            raise ValueError(f"num_types must be a positive int, got {num_types!r}")
+        self.num_types = num_types
+
+    def forward(self, x: Tensor, indices: Tensor) -> Tensor:
+        return DF.token_type_dropout(
+            x,
+            indices,
+            self.p,
+            self.training,
+            num_types=self.num_types,
+            generator=self.generator,
+        )
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, num_types={self.num_types}{_generator_repr(self.generator)}"
 
 
 class DropPath(_NoiseModule):

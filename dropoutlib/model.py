@@ -14,10 +14,10 @@ original's initial weights), default PyTorch initialisation, ``nn.Dropout`` at t
 
 On top of the faithful model every site can be changed on its own: its rate (one for all
 layers, one per layer, or a rule over depth), its kind (standard, locked, DropHead, DropPath,
-Gaussian, LearnedDropout at the FFN output), an embedding-dropout site, and LayerDrop over whole
-blocks. ``attention="fused"`` swaps the per-head modules for one QKV projection and
-``F.scaled_dot_product_attention`` (the fast path); it loads the same weights and gives the same
-eval output.
+Gaussian, Concrete, LearnedDropout or DropConnect at the FFN), an embedding-dropout site (with
+whole token types as one kind), and LayerDrop over whole blocks. ``attention="fused"`` swaps
+the per-head modules for one QKV projection and ``F.scaled_dot_product_attention`` (the fast
+path); it loads the same weights and gives the same eval output.
 
 Shapes: B batch, T time (<= block_size), C = n_embd channels, H heads, D = C / H head size.
 """
@@ -49,10 +49,10 @@ __all__ = [
 
 # The kinds each site accepts. "standard" is torch's nn.Dropout (see _make_site_dropout).
 SITE_KINDS = {
-    "embd": ("standard", "locked", "gaussian"),
+    "embd": ("standard", "locked", "gaussian", "token", "concrete"),
     "attn": ("standard", "drophead", "gaussian"),
-    "resid": ("standard", "locked", "droppath", "gaussian"),
-    "ffn": ("standard", "locked", "droppath", "gaussian", "learned"),
+    "resid": ("standard", "locked", "droppath", "gaussian", "concrete"),
+    "ffn": ("standard", "locked", "droppath", "gaussian", "learned", "dropconnect", "concrete"),
 }
 # Attention-site kinds the fused path can do: SDPA's own dropout_p on the attention weights, or
 # DropHead on its (B, H, T, D) output. Noise on the weights other than Bernoulli needs the
@@ -135,13 +135,22 @@ class GPTConfig:
     schedulers that set every dropout module leave it off.
 
     Kinds (what drops at a site):
-      * ``embd_kind``: ``"standard"`` | ``"locked"`` | ``"gaussian"`` on ``tok_emb + pos_emb``.
+      * ``embd_kind``: ``"standard"`` | ``"locked"`` | ``"gaussian"`` | ``"concrete"`` on
+        ``tok_emb + pos_emb``; ``"token"``: embedding (word-type) dropout, whole token types
+        of ``tok_emb`` only (:class:`dropoutlib.TokenTypeDropout`).
       * ``attn_kind``: ``"standard"`` (dropout on the attention weights, v10), ``"drophead"``
         (whole heads of the (B, H, T, D) attention output), ``"gaussian"`` (heads path only).
       * ``resid_kind``: ``"standard"`` | ``"locked"`` | ``"droppath"`` | ``"gaussian"`` on the
         attention branch after its projection.
       * ``ffn_kind``: same as resid, plus ``"learned"``: LearnedDropout(n_embd, n_head,
-        **learned_dropout) in place of a fixed rate (``ffn_dropout`` must then stay None).
+        **learned_dropout) in place of a fixed rate (``ffn_dropout`` must then stay None), and
+        ``"dropconnect"``: DropConnect on the weights of both FFN linear layers
+        (:class:`dropoutlib.DropConnectLinear`, one mask per forward) instead of dropout on the
+        FFN output.
+      * ``"concrete"`` (embd, resid, ffn): :class:`dropoutlib.ConcreteDropout` with the site's
+        rate as the initial value of a rate learned per layer (``in_features = n_embd``); the
+        rate must be in (0, 1). The trainer adds its regulariser to the loss
+        (:mod:`dropoutlib.train.objective`).
     ``layerdrop``: probability of skipping each whole block while training (Fan et al. 2019).
     """
 
@@ -193,8 +202,16 @@ class GPTConfig:
         for site in ("attn", "resid", "ffn"):
             self.rates(site)  # validates the spec and, for Gaussian noise, p < 1
         self.embd_dropout = check_p(
-            self.embd_dropout, "embd_dropout", allow_one=self.embd_kind != "gaussian"
+            self.embd_dropout,
+            "embd_dropout",
+            allow_one=self.embd_kind not in ("gaussian", "concrete"),
         )
+        for site in ("attn", "resid", "ffn"):
+            if getattr(self, f"{site}_kind") == "concrete" and 0.0 in self.rates(site):
+                raise ValueError(
+                    f'{site}_kind="concrete" learns its rate from an initial value in (0, 1), '
+                    f"got {site} rates {self.rates(site)}"
+                )
         self.layerdrop = check_p(self.layerdrop, "layerdrop")
 
         if not isinstance(self.learned_dropout, dict):
@@ -232,7 +249,7 @@ class GPTConfig:
         name = f"{site}_dropout"
         if spec is None:
             spec, name = self.dropout, "dropout"
-        allow_one = getattr(self, f"{site}_kind") != "gaussian"
+        allow_one = getattr(self, f"{site}_kind") not in ("gaussian", "concrete")
         return _resolve_rates(spec, name, self.n_layer, allow_one=allow_one)
 
     @classmethod
@@ -259,7 +276,7 @@ class GPTConfig:
 # The dropout at one site
 
 
-def _make_site_dropout(kind: str, p: float) -> nn.Module:
+def _make_site_dropout(kind: str, p: float, n_embd: int | None = None) -> nn.Module:
     """The module for a site of a fixed-rate kind.
 
     "standard" is ``torch.nn.Dropout``, not ``dropoutlib.Dropout``: it is what babyGPT uses, it
@@ -279,6 +296,8 @@ def _make_site_dropout(kind: str, p: float) -> nn.Module:
         return layers.DropHead(p)  # whole heads, per sample; (B, H, T, D)
     if kind == "gaussian":
         return layers.GaussianDropout(p)  # multiplicative N(1, p / (1 - p)) noise
+    if kind == "concrete":
+        return layers.ConcreteDropout(p, in_features=n_embd)  # p learned, p is its start
     raise ValueError(f"no fixed-rate dropout module for kind {kind!r}")
 
 
@@ -327,7 +346,9 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.heads = nn.ModuleList([Head(config, layer) for _ in range(config.n_head)])
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
-        self.dropout = _make_site_dropout(config.resid_kind, config.rates("resid")[layer])
+        self.dropout = _make_site_dropout(
+            config.resid_kind, config.rates("resid")[layer], config.n_embd
+        )
         self.drop_heads = config.attn_kind == "drophead"
         if self.drop_heads:
             self.head_dropout = _make_site_dropout("drophead", config.rates("attn")[layer])
@@ -368,7 +389,9 @@ class FusedAttention(nn.Module):
         self.attn_dropout = nn.Dropout(0.0 if self.drop_heads else p_attn)
         if self.drop_heads:
             self.head_dropout = _make_site_dropout("drophead", p_attn)
-        self.dropout = _make_site_dropout(config.resid_kind, config.rates("resid")[layer])
+        self.dropout = _make_site_dropout(
+            config.resid_kind, config.rates("resid")[layer], config.n_embd
+        )
 
     @property
     def attn_dropout_p(self) -> float:
@@ -408,8 +431,20 @@ class FeedForward(nn.Module):
             from dropoutlib.learned import LearnedDropout  # optional part of the library
 
             self.dropout = LearnedDropout(config.n_embd, config.n_head, **config.learned_dropout)
+        elif config.ffn_kind == "dropconnect":
+            # DropConnect drops weights, not activations: both linear layers draw a mask over
+            # their weight at every forward (sharing the parameters built above, so names and a
+            # seeded init are those of the standard model), and the output site does nothing.
+            from dropoutlib.layers import DropConnectLinear
+
+            p = config.rates("ffn")[layer]
+            for i in (0, 2):
+                self.net[i] = DropConnectLinear.from_linear(self.net[i], p)
+            self.dropout = nn.Identity()
         else:
-            self.dropout = _make_site_dropout(config.ffn_kind, config.rates("ffn")[layer])
+            self.dropout = _make_site_dropout(
+                config.ffn_kind, config.rates("ffn")[layer], config.n_embd
+            )
 
     def forward(self, x, embed=None):
         x = self.net(x)
@@ -451,11 +486,18 @@ class BabyGPT(nn.Module):
         # The original spells it "postion_embedding_table".
         self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
         # v10 has no embedding dropout: rate 0 builds nothing, not even an nn.Dropout(0).
-        self.embd_dropout = (
-            _make_site_dropout(config.embd_kind, config.embd_dropout)
-            if config.embd_dropout > 0
-            else nn.Identity()
-        )
+        # embd_kind="token" drops whole token types of tok_emb (before pos_emb is added).
+        self._drop_token_types = config.embd_kind == "token" and config.embd_dropout > 0
+        if self._drop_token_types:
+            from dropoutlib.layers import TokenTypeDropout
+
+            self.embd_dropout = TokenTypeDropout(config.embd_dropout, config.vocab_size)
+        elif config.embd_dropout > 0:
+            self.embd_dropout = _make_site_dropout(
+                config.embd_kind, config.embd_dropout, config.n_embd
+            )
+        else:
+            self.embd_dropout = nn.Identity()
         # A ModuleList rather than babyGPT's nn.Sequential (same state-dict keys, blocks.0...)
         # so the forward can pass the embedding along. With LayerDrop the container is a
         # dropoutlib.LayerDrop, which skips whole blocks while training (keys blocks.blocks.0...;
@@ -510,7 +552,10 @@ class BabyGPT(nn.Module):
 
         tok_emb = self.token_embedding_table(idx)  # (B, T, C)
         pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
-        x = self.embd_dropout(tok_emb + pos_emb)
+        if self._drop_token_types:
+            x = self.embd_dropout(tok_emb, idx) + pos_emb  # whole token types dropped
+        else:
+            x = self.embd_dropout(tok_emb + pos_emb)
         embed = x if self._pass_embed else None
         if isinstance(self.blocks, nn.ModuleList):
             for block in self.blocks:

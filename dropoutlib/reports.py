@@ -1,4 +1,5 @@
-"""Tables of finished runs: the Learned Dropout study (seed 002) and its small-scale reproduction.
+"""Tables of finished runs: the losses of any experiment (:func:`loss_summary`), and the Learned
+Dropout study (seed 002) with its small-scale reproduction.
 
 Yifei Yan's "Learned Dropout" README (``yiphei/yif-AI``, ``learned_dropout/README.md``) reports
 one row per run: train loss, validation loss, the average fraction of ones in the rounded mask
@@ -27,6 +28,10 @@ from collections.abc import Mapping
 
 __all__ = [
     "PUBLISHED",
+    "loss_summary",
+    "loss_summary_text",
+    "RESULTS_URL",
+    "load_results",
     "learned_dropout_findings",
     "learned_dropout_markdown",
     "learned_dropout_report",
@@ -35,6 +40,7 @@ __all__ = [
     "published_rows",
     "row_name",
     "seed_spread",
+    "split_loss",
 ]
 
 # seed 002 = learned_dropout/README.md of yiphei/yif-AI, tables of the "Results" section (GPT-2
@@ -54,6 +60,52 @@ PUBLISHED: dict[str, dict] = {
     "baseline dropout 0.3": dict(train_loss=3.213, val_loss=3.425, ones=None, params=15441192),
     "baseline dropout 0.4": dict(train_loss=3.319, val_loss=3.512, ones=None, params=15441192),
 }
+
+# Where the committed results files live when this package was installed without its checkout
+# (``pip install git+...`` on Colab): the repository of _config.yml, branch main.
+RESULTS_URL = (
+    "https://raw.githubusercontent.com/dropout-in-llms/dropout-in-llms/main/results/{name}"
+)
+
+
+def load_results(name: str) -> dict:
+    """A committed results file of the repository's ``results/`` folder, e.g.
+    ``load_results("bench-cpu.json")``, as a dict.
+
+    Read from ``$DROPOUTLIB_RESULTS`` when set, else from the checkout this package lives in
+    (``results/`` beside ``dropoutlib/``); where neither holds it (a package installed without
+    its checkout, as on Colab) it is downloaded once from :data:`RESULTS_URL` into
+    ``results/`` under the corpus cache (:func:`dropoutlib.data.data_dir`).
+    """
+    import http.client
+    import json
+    import os
+    from pathlib import Path
+
+    from dropoutlib._io import atomic_write
+    from dropoutlib.data import _fetch, data_dir
+
+    if not isinstance(name, str) or not name.endswith(".json") or "/" in name or "\\" in name:
+        raise ValueError(f"name must be a file name ending in .json, got {name!r}")
+    env = os.environ.get("DROPOUTLIB_RESULTS")
+    folders = [Path(env).expanduser()] if env else []
+    folders += [Path(__file__).resolve().parents[1] / "results", data_dir() / "results"]
+    for folder in folders:
+        path = folder / name
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    url = RESULTS_URL.format(name=name)
+    try:
+        data = _fetch(url)
+    except (OSError, http.client.HTTPException) as err:
+        raise FileNotFoundError(
+            f"results file {name!r} is in none of {[str(f) for f in folders]} and could not be "
+            f"downloaded from {url} ({err})"
+        ) from None
+    doc = json.loads(data.decode("utf-8"))  # a broken download raises here, before the cache
+    atomic_write(data_dir() / "results" / name, data)
+    return doc
+
 
 _HEADERS = {
     "en": ("run", "train loss", "val loss", "average fraction of 1s in M_rounded", "parameters"),
@@ -307,6 +359,48 @@ def seed_spread(results) -> list[dict]:
     return out
 
 
+def split_loss(result, split: str = "val", *, batch_size: int = 256, device="auto") -> float:
+    """The cross-entropy of a finished run's final model on the WHOLE of a split, not on random
+    batches: the split cut into consecutive windows of ``block_size`` tokens (each predicting
+    its next tokens, the last partial window dropped), the model in eval mode, the mean over
+    every predicted token. Deterministic, and free of the sampling noise of the trainer's
+    evaluation (which averages ``eval_iters`` random batches). ``split``: ``"val"``, or
+    ``"train"`` (the tokens the run trained on: its first ``train_tokens`` when it had a
+    limit). ``device``: where to evaluate (``"auto"``: CUDA when available, else the CPU)."""
+    import torch
+    import torch.nn.functional as F
+
+    from dropoutlib.train.batches import corpus_tensors
+
+    if split not in ("val", "train"):
+        raise ValueError(f"split must be 'val' or 'train', got {split!r}")
+    r = _as_result(result)
+    _, train_data, val_data = corpus_tensors(r.corpus)
+    data = val_data
+    if split == "train":
+        limit = r.train_config.get("train_tokens")
+        data = train_data[:limit] if limit else train_data
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = r.load_model(device)
+    block = model.config.block_size
+    n = (len(data) - 1) // block
+    if n < 1:
+        raise ValueError(f"the {split} split has fewer than {block + 1} tokens")
+    x = data[: n * block].view(n, block).to(device)
+    y = data[1 : n * block + 1].view(n, block).to(device)
+    total = 0.0
+    with torch.no_grad():
+        for i in range(0, n, batch_size):
+            logits, _ = model(x[i : i + batch_size])
+            total += F.cross_entropy(
+                logits.reshape(-1, logits.size(-1)),
+                y[i : i + batch_size].reshape(-1),
+                reduction="sum",
+            ).item()
+    return total / (n * block)
+
+
 _FINDINGS = {
     "penalty_helps": "(a) the penalty lowers the val loss (shift 0 with vs without penalty)",
     "shift0_best": "(b) shift_init 0 beats pi/2 and pi on val loss",
@@ -387,6 +481,53 @@ def learned_dropout_report(doc: dict, seeds: dict | None = None, note: str = "")
                 f"{g['mean']:.4f} | {std} | {g['range']:.4f} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def loss_summary(results) -> list[dict]:
+    """One row per run of ``results`` (``{label: RunResult}``), in order: ``label``;
+    ``best_val`` and ``best_step``, the lowest validation loss after step 0 and where it was;
+    ``final_val``, ``final_train`` and ``gap`` (their difference) at the last evaluation;
+    ``wall_time_s``. Losses are the trainer's (cross-entropy in nats, eval mode)."""
+    rows = []
+    for label, r in _runs(results).items():
+        later = [h for h in r.history if h.get("val_loss") is not None and h["step"] > 0]
+        if not later:
+            raise ValueError(f"run {label!r} has no evaluation after step 0")
+        best = min(later, key=lambda h: h["val_loss"])
+        last = later[-1]
+        rows.append(
+            {
+                "label": label,
+                "best_val": best["val_loss"],
+                "best_step": best["step"],
+                "final_val": last["val_loss"],
+                "final_train": last["train_loss"],
+                "gap": last["val_loss"] - last["train_loss"],
+                "wall_time_s": r.wall_time_s,
+            }
+        )
+    return rows
+
+
+def loss_summary_text(rows: list[dict], *, sort: bool = True) -> str:
+    """The rows of :func:`loss_summary` as a fixed-width text table with code-like column
+    names (the same text in every edition), lowest best validation loss first when ``sort``."""
+    if sort:
+        rows = sorted(rows, key=lambda r: r["best_val"])
+    width = max([5] + [len(str(r["label"])) for r in rows])
+    head = ("best_val", "step", "final_val", "final_train", "gap", "wall_s")
+    lines = [f"{'run':<{width}}  " + "  ".join(f"{h:>11}" for h in head)]
+    for r in rows:
+        cells = (
+            f"{r['best_val']:.3f}",
+            f"{r['best_step']:d}",
+            f"{r['final_val']:.3f}",
+            f"{r['final_train']:.3f}",
+            f"{r['gap']:.3f}",
+            f"{r['wall_time_s']:.1f}",
+        )
+        lines.append(f"{r['label']:<{width}}  " + "  ".join(f"{c:>11}" for c in cells))
+    return "\n".join(lines)
 
 
 def _main(argv: list[str] | None = None) -> int:

@@ -76,7 +76,15 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from dropoutlib._base import DropoutModule, check_p
 
-__all__ = ["DropoutSite", "KINDS", "is_rate_name", "dropout_sites", "set_dropout_p"]
+__all__ = [
+    "DropoutSite",
+    "KINDS",
+    "config_rates",
+    "config_rates_table",
+    "dropout_sites",
+    "is_rate_name",
+    "set_dropout_p",
+]
 
 KINDS = ("module", "float", "config")
 
@@ -278,3 +286,54 @@ def set_dropout_p(
     sites = dropout_sites(model, name=name, kind=kind)
     _set_sites(sites, p)
     return len(sites)
+
+
+# ------------------------------------------------------------------------------------------------
+# What a config ships: the rates of transformers config classes, read live
+
+
+def config_rates(config) -> dict[str, float]:
+    """The drop rates a transformers config holds, by the rule of this module: ``{field: rate}``.
+
+    ``config`` is a config instance (``PreTrainedConfig``) or a config class, which is built with
+    its defaults (``LlamaConfig()``: no weights, nothing downloaded). Sub-configs are included
+    with their path (``text_config.attention_dropout``), each once. The fields are those that
+    :func:`dropout_sites` lists as ``"config"`` sites: ``classifier_dropout=None`` or a flag such
+    as ``token_dropout=False`` is not a rate and is left out, while a rate of 0 (or the int 0) is
+    kept, since a field at 0 is still a place where a model can drop. Fields keep the order the
+    config set them in.
+
+    These are the *defaults of the config class* of the installed transformers version; a
+    published checkpoint brings its own ``config.json``, which may differ.
+    """
+    if isinstance(config, type):
+        try:
+            config = config()
+        except Exception as err:
+            raise ValueError(
+                f"config class {config.__name__} cannot be built with its defaults: {err}"
+            ) from err
+    config_class = _config_class()
+    if config_class is None or not isinstance(config, config_class):
+        raise TypeError(
+            "config must be a transformers config (PreTrainedConfig) or its class, got "
+            f"{type(config).__name__}"
+        )
+    sites = _config_sites(config, "config", config_class, set())
+    return {site.name.removeprefix("config."): site.p for site in sites}
+
+
+def config_rates_table(configs) -> list[tuple[str, dict[str, float]]]:
+    """``[(model_type, config_rates(config)), ...]`` for a list of configs or config classes, in
+    the order given: the dropout fields that real model families ship, read from the installed
+    transformers (:func:`config_rates`). A family with no rate field at all gets ``{}``."""
+    if isinstance(configs, (str, bytes)) or not hasattr(configs, "__iter__"):
+        raise TypeError(
+            f"configs must be a list of transformers configs or config classes, got {configs!r}"
+        )
+    rows = []
+    for config in configs:
+        rates = config_rates(config)
+        model_type = getattr(config, "model_type", None) or type(config).__name__
+        rows.append((model_type, rates))
+    return rows

@@ -7,6 +7,11 @@
   ``H[E_t p_t] - E_t H[p_t]``, the part of the uncertainty that comes from the model's weights.
 - R-Drop (Liang et al., "R-Drop: Regularized Dropout for Neural Networks", NeurIPS 2021): two passes
   with independent masks, and ``alpha * (KL(P1||P2) + KL(P2||P1)) / 2`` added to the loss.
+- Calibration (Guo, Pleiss, Sun, Weinberger, "On Calibration of Modern Neural Networks", ICML
+  2017; Naeini, Cooper, Hauskrecht, AAAI 2015): :func:`calibration` bins predictions by their
+  confidence and gives the reliability diagram's data and the expected calibration error
+  ``ECE = sum_b (n_b / n) |accuracy_b - confidence_b|``.
+- How many passes are enough: :func:`mc_curve` follows the MC estimates as passes accumulate.
 
 The pitfall MC dropout code falls into is ``model.train()``: it also switches BatchNorm to batch
 statistics (and updates its running averages). :func:`mc_dropout` switches on dropout modules only.
@@ -32,7 +37,17 @@ from dropoutlib.layers import ConcreteDropout, Standout
 # on too (Concrete dropout was made for MC sampling), though schedulers leave their rates alone.
 _LEARNED_RATE_MODULES = (ConcreteDropout, Standout)
 
-__all__ = ["is_dropout_module", "mc_dropout", "MCPrediction", "mc_predict", "r_drop_loss"]
+__all__ = [
+    "is_dropout_module",
+    "mc_dropout",
+    "MCPrediction",
+    "mc_predict",
+    "MCPoint",
+    "mc_curve",
+    "Calibration",
+    "calibration",
+    "r_drop_loss",
+]
 
 
 def is_dropout_module(module: nn.Module) -> bool:
@@ -92,6 +107,43 @@ class MCPrediction(NamedTuple):
     mutual_information: Tensor
 
 
+def _check_mc_args(model, n, seed) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int >= 1, got {n!r} of type {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an int or None, got {seed!r} of type {type(seed).__name__}")
+
+
+def _mc_passes(model: nn.Module, x, n: int, seed: int | None) -> Iterator[Tensor]:
+    """The softmax probabilities of ``n`` stochastic passes, one at a time (see
+    :func:`mc_predict` for the modes, the dtype and the seed)."""
+    # A seed runs the passes on a forked copy of the RNG: the CPU's, and every CUDA device's once
+    # CUDA is in use (a CUDA model has initialised it); CUDA is never initialised just for this.
+    cuda = seed is not None and torch.cuda.is_initialized()
+    devices = list(range(torch.cuda.device_count())) if cuda else []
+    with torch.random.fork_rng(devices=devices, enabled=seed is not None), mc_dropout(model):
+        if seed is not None:
+            if cuda:
+                torch.manual_seed(int(seed))  # the CPU and every CUDA device
+            else:
+                torch.default_generator.manual_seed(int(seed))
+        for _ in range(int(n)):
+            out = model(x)
+            logits = out[0] if isinstance(out, (tuple, list)) else out
+            if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.ndim < 1:
+                raise TypeError(
+                    "model output must be a floating-point tensor of logits (or a tuple whose "
+                    f"first element is one), got {type(logits).__name__}"
+                )
+            if logits.dtype not in (torch.float32, torch.float64):
+                logits = logits.float()
+            yield F.softmax(logits, dim=-1)
+
+
 @torch.no_grad()
 def mc_predict(model: nn.Module, x, n: int, *, seed: int | None = None) -> MCPrediction:
     """``n`` stochastic forward passes of ``model`` on ``x`` with only dropout switched on.
@@ -108,45 +160,124 @@ def mc_predict(model: nn.Module, x, n: int, *, seed: int | None = None) -> MCPre
     so the result is reproducible and the caller's RNG state is untouched. Without it the passes
     use (and advance) the global RNG.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-        raise TypeError(f"n must be an int >= 1, got {n!r} of type {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n}")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"seed must be an int or None, got {seed!r} of type {type(seed).__name__}")
-
-    # A seed runs the passes on a forked copy of the RNG: the CPU's, and every CUDA device's once
-    # CUDA is in use (a CUDA model has initialised it); CUDA is never initialised just for this.
-    cuda = seed is not None and torch.cuda.is_initialized()
-    devices = list(range(torch.cuda.device_count())) if cuda else []
-    with torch.random.fork_rng(devices=devices, enabled=seed is not None), mc_dropout(model):
-        if seed is not None:
-            if cuda:
-                torch.manual_seed(int(seed))  # the CPU and every CUDA device
-            else:
-                torch.default_generator.manual_seed(int(seed))
-        sum_probs = None
-        sum_entropy = None
-        for _ in range(int(n)):
-            out = model(x)
-            logits = out[0] if isinstance(out, (tuple, list)) else out
-            if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.ndim < 1:
-                raise TypeError(
-                    "model output must be a floating-point tensor of logits (or a tuple whose "
-                    f"first element is one), got {type(logits).__name__}"
-                )
-            if logits.dtype not in (torch.float32, torch.float64):
-                logits = logits.float()
-            p = F.softmax(logits, dim=-1)
-            entropy = torch.special.entr(p).sum(-1)  # -p log p, 0 where p = 0 (masked logits)
-            sum_probs = p if sum_probs is None else sum_probs + p
-            sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
+    _check_mc_args(model, n, seed)
+    sum_probs = None
+    sum_entropy = None
+    for p in _mc_passes(model, x, n, seed):
+        entropy = torch.special.entr(p).sum(-1)  # -p log p, 0 where p = 0 (masked logits)
+        sum_probs = p if sum_probs is None else sum_probs + p
+        sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
     probs = sum_probs / n
     predictive = torch.special.entr(probs).sum(-1)
     expected = sum_entropy / n
     return MCPrediction(probs, predictive, expected, predictive - expected)
+
+
+class MCPoint(NamedTuple):
+    """The MC estimates after ``n`` passes (:func:`mc_curve`), each averaged over every
+    position: ``nll`` (cross-entropy of the averaged prediction against the targets, nats),
+    ``accuracy`` (its argmax), ``predictive_entropy``, ``mutual_information`` (nats)."""
+
+    n: int
+    nll: float
+    accuracy: float
+    predictive_entropy: float
+    mutual_information: float
+
+
+@torch.no_grad()
+def mc_curve(model: nn.Module, x, targets: Tensor, ns, *, seed: int | None = None):
+    """How the MC estimates settle as passes accumulate: one :class:`MCPoint` for each ``n`` in
+    ``ns`` (increasing), all from the same ``max(ns)`` passes (the first ``n`` of them), so the
+    point at ``n`` equals :func:`mc_predict` with ``n`` passes and the same ``seed``.
+
+    ``targets`` holds the true class of every position (the shape of the logits less the last
+    dimension); the NLL and accuracy are those of the averaged distribution ``E_t[p_t]``.
+    """
+    ns = list(ns)
+    if not ns or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) for k in ns):
+        raise ValueError(f"ns must be a non-empty sequence of ints, got {ns!r}")
+    if ns[0] < 1 or any(b <= a for a, b in zip(ns, ns[1:])):
+        raise ValueError(f"ns must be strictly increasing and start at >= 1, got {ns}")
+    _check_mc_args(model, ns[-1], seed)
+    if not isinstance(targets, Tensor) or targets.is_floating_point():
+        raise ValueError("targets must be a tensor of integer class indices")
+    points, wanted = [], set(ns)
+    sum_probs = sum_entropy = None
+    for t, p in enumerate(_mc_passes(model, x, ns[-1], seed), start=1):
+        if t == 1 and p.shape[:-1] != targets.shape:
+            raise ValueError(
+                f"targets must have shape {tuple(p.shape[:-1])} (the logits less the class "
+                f"dimension), got {tuple(targets.shape)}"
+            )
+        entropy = torch.special.entr(p).sum(-1)
+        sum_probs = p if sum_probs is None else sum_probs + p
+        sum_entropy = entropy if sum_entropy is None else sum_entropy + entropy
+        if t in wanted:
+            probs = sum_probs / t
+            predictive = torch.special.entr(probs).sum(-1)
+            picked = probs.gather(-1, targets.to(probs.device).unsqueeze(-1)).squeeze(-1)
+            points.append(
+                MCPoint(
+                    n=t,
+                    nll=float(-torch.log(picked.clamp_min(1e-12)).mean()),
+                    accuracy=float((probs.argmax(-1) == targets.to(probs.device)).float().mean()),
+                    predictive_entropy=float(predictive.mean()),
+                    mutual_information=float((predictive - sum_entropy / t).mean()),
+                )
+            )
+    return points
+
+
+class Calibration(NamedTuple):
+    """What :func:`calibration` returns, for ``n_bins`` equal-width confidence bins on [0, 1]:
+    ``edges`` (``n_bins + 1``), per bin ``count``, mean ``confidence`` and ``accuracy`` (nan
+    where a bin is empty), and ``ece``, the expected calibration error (a fraction in [0, 1])."""
+
+    ece: float
+    edges: Tensor
+    count: Tensor
+    confidence: Tensor
+    accuracy: Tensor
+
+
+def calibration(probs: Tensor, targets: Tensor, n_bins: int = 15) -> Calibration:
+    """The reliability diagram's data and the expected calibration error of ``probs``.
+
+    ``probs`` ``(..., V)`` are predicted distributions (rows summing to 1), ``targets`` ``(...)``
+    the true classes. Each prediction's confidence is its largest probability and it is correct
+    when that class is the target. Predictions are grouped into ``n_bins`` equal-width bins of
+    confidence (a confidence of exactly 1 goes to the last bin); then
+    ``ECE = sum_b (count_b / n) |accuracy_b - confidence_b|``, 0 for a perfectly calibrated
+    model. The default of 15 bins is a common choice, not a rule: with few predictions per
+    bin the estimate is noisy, with few bins it is coarse.
+    """
+    if not isinstance(probs, Tensor) or not probs.is_floating_point() or probs.ndim < 1:
+        raise ValueError("probs must be a floating-point tensor (..., V) of probabilities")
+    if not isinstance(targets, Tensor) or targets.is_floating_point():
+        raise ValueError("targets must be a tensor of integer class indices")
+    if probs.shape[:-1] != targets.shape:
+        raise ValueError(
+            f"targets must have shape {tuple(probs.shape[:-1])} (probs less the class "
+            f"dimension), got {tuple(targets.shape)}"
+        )
+    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    if targets.numel() == 0:
+        raise ValueError("probs and targets must hold at least one prediction")
+    p = probs.detach().double().reshape(-1, probs.shape[-1])
+    conf, pred = p.max(-1)
+    correct = (pred == targets.reshape(-1).to(pred.device)).double()
+    edges = torch.linspace(0.0, 1.0, n_bins + 1, dtype=torch.float64)
+    index = torch.clamp((conf.cpu() * n_bins).long(), max=n_bins - 1)  # bin b: [b/n, (b+1)/n)
+    count = torch.bincount(index, minlength=n_bins).double()
+    sum_conf = torch.bincount(index, weights=conf.cpu(), minlength=n_bins)
+    sum_acc = torch.bincount(index, weights=correct.cpu(), minlength=n_bins)
+    with torch.no_grad():
+        mean_conf = torch.where(count > 0, sum_conf / count.clamp_min(1), float("nan"))
+        mean_acc = torch.where(count > 0, sum_acc / count.clamp_min(1), float("nan"))
+    ece = float((sum_acc - sum_conf).abs().sum() / count.sum())
+    return Calibration(ece, edges, count.long(), mean_conf, mean_acc)
 
 
 def r_drop_loss(logits_a: Tensor, logits_b: Tensor, alpha: float = 1.0, *, reduction: str = "mean"):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import dropoutlib.train as T
@@ -134,6 +135,41 @@ def test_stub_of_a_cell_without_function():
         exec(stub, {})
 
 
+def test_stub_of_a_class_keeps_its_bases_and_methods():
+    source = (
+        "import torch\nfrom torch import nn\n\n\nclass Fixed(nn.Module):\n"
+        '    """A fixed model."""\n\n    scale = 2  # SECRET_ATTR\n\n'
+        "    def __init__(self, p: float = 0.1):\n        super().__init__()\n"
+        "        self.p = p  # SECRET_INIT\n\n    def forward(self, x):\n"
+        "        return x * self.scale  # SECRET_FORWARD\n"
+    )
+    stub = student.stub_source(source, 2, "en")
+    assert "SECRET" not in stub and "A fixed model." in stub and "from torch import nn" in stub
+    namespace: dict = {}
+    exec(stub, namespace)
+    cls = namespace["Fixed"]
+    assert issubclass(cls, namespace["nn"].Module)
+    with pytest.raises(NotImplementedError, match="Exercise 2"):
+        cls(0.5)
+    tree = ast.parse(stub)
+    (node,) = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    methods = {n.name: ast.unparse(n.args) for n in node.body if isinstance(n, ast.FunctionDef)}
+    assert methods == {"__init__": "self, p: float=0.1", "forward": "self, x"}
+
+
+def test_stub_of_an_answers_dict_keeps_the_keys():
+    source = 'answers = {\n    "q01": 1.25,  # SECRET\n    "q02": "b",\n}\n'
+    stub = student.stub_source(source, 1, "ru")
+    assert "SECRET" not in stub and "1.25" not in stub and '"b"' not in stub
+    assert "замените каждое None" in stub
+    namespace: dict = {}
+    exec(stub, namespace)
+    assert namespace["answers"] == {"q01": None, "q02": None}
+    assert stub.count("\n") >= 4  # one key per line, as the student will fill them in
+    # anything else in such a cell is dropped; a cell with nothing to keep still raises
+    assert student.stub_source("answers = compute()\n", 1, "en").strip().endswith(")")
+
+
 @pytest.mark.parametrize("in_start_cell", [False, True])
 def test_student_notebook_removes_every_solution(in_start_cell):
     nb = student.student_notebook(chapter(solution_in_start_cell=in_start_cell), "en")
@@ -172,7 +208,8 @@ def test_real_stubs_are_rejected_by_their_checker(path):
             assert signature(stub.source, name) == signature(solution.source, name)
         i = nb.cells.index(solution)
         check = next(c for c in nb.cells[i + 1 :] if "checks." in c.source)
-        namespace = {"lang": lang, "checks": checks}
+        # the notebook's own imports are in scope (a stub may subclass torch.autograd.Function)
+        namespace = {"lang": lang, "checks": checks, "torch": torch, "nn": torch.nn}
         exec(stub.source, namespace)
         with contextlib.redirect_stdout(io.StringIO()) as out:
             verdict = eval(check.source.strip().splitlines()[-1], namespace)
@@ -323,6 +360,15 @@ def test_only_stale_chapters_are_executed(tmp_path, monkeypatch, capsys):
     assert calls == ["01-x.ipynb"] and "(--force)" in capsys.readouterr().out
 
 
+def output_text(cell) -> str:
+    """The text a code cell's outputs show (streams and the plain-text form of results)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        text = output.get("text") or output.get("data", {}).get("text/plain", "")
+        parts.append("".join(text) if isinstance(text, list) else text)
+    return "\n".join(parts)
+
+
 @needs_chapters
 def test_student_edition_html_has_no_solution_code(tmp_path):
     """The student edition (English) shows the stubs and none of the solution code."""
@@ -339,14 +385,22 @@ def test_student_edition_html_has_no_solution_code(tmp_path):
         cells = common.read_notebook(path).cells
         solutions = [c for c in cells if "solution" in c.metadata.get("tags", [])]
         elsewhere = "\n".join(c.source for c in cells if c not in solutions)
+        elsewhere += "\n".join(output_text(c) for c in cells if c not in solutions)
         for cell in solutions:
             body = [
                 line.strip()
                 for line in cell.source.splitlines()
                 if line.strip() and not line.lstrip().startswith(("def ", "#", '"""'))
             ]
-            # lines that also occur outside the solutions (e.g. `return x`) prove nothing
-            leaked = [line for line in body if line in text and line not in elsewhere]
+            # lines that also occur outside the solutions (e.g. `return x`, or the code a bug
+            # hunt shows as an output), or in the stub itself (a class header, the `answers = {`
+            # of a quiz), prove nothing
+            stub = student.stub_source(cell.source, 1, "en")
+            leaked = [
+                line
+                for line in body
+                if line in text and line not in elsewhere and line.split("#")[0].strip() not in stub
+            ]
             assert not leaked, f"{path.name}: solution code in the student edition: {leaked}"
         if solutions:
             assert "write your solution here" in text

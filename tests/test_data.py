@@ -182,6 +182,22 @@ def test_download_false_never_fetches(monkeypatch, empty_cache):
         load_corpus("shakespeare", download=False)
 
 
+def test_offline_environment_never_fetches(monkeypatch, empty_cache, shakespeare):
+    """DROPOUTLIB_OFFLINE=1 (set by the grader) means download=False; "0" and "" do not."""
+    monkeypatch.setattr(D, "_fetch", no_network)
+    monkeypatch.setenv("DROPOUTLIB_OFFLINE", "1")
+    assert D.offline()
+    with pytest.raises(CorpusUnavailableError, match="tinyshakespeare.txt.*DROPOUTLIB_OFFLINE"):
+        load_corpus("shakespeare")
+    for value in ("0", "", "false"):
+        monkeypatch.setenv("DROPOUTLIB_OFFLINE", value)
+        assert not D.offline()
+    monkeypatch.setattr(D, "_fetch", serve_source([]))
+    assert load_corpus("shakespeare") == shakespeare
+    monkeypatch.setenv("DROPOUTLIB_OFFLINE", "1")
+    assert load_corpus("shakespeare") == shakespeare  # a cached file is still read
+
+
 def test_pinned_commit_is_a_fallback_for_the_canonical_address(monkeypatch, empty_cache, song_ci):
     calls = []
     good = serve_source(calls)

@@ -392,3 +392,9 @@ def test_su_shi_corpora_partition_song_ci_and_share_its_vocabulary():
     assert "大江东去，浪淘尽" in su and "大江东去，浪淘尽" not in rest  # 念奴娇·赤壁怀古
     with pytest.raises(ValueError, match="name must be one of"):
         vocab_corpus("su_shi")
+
+
+def test_on_eval_sees_every_history_entry():
+    seen = []
+    r = train(tiny_model(), tiny_train(), "shakespeare", progress=False, on_eval=seen.append)
+    assert seen == r.history

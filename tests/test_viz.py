@@ -211,3 +211,12 @@ def test_number_groups_thousands_as_each_edition_writes_them():
     assert viz.number(12, "ru") == "12"
     with pytest.raises(ValueError, match="lang must be one of"):
         viz.number(1, "de")
+
+
+def test_label_tables_must_be_complete_and_new():
+    with pytest.raises(ValueError, match="labels must be given for"):
+        viz.add_labels({"en": {"x_new": "x"}})
+    with pytest.raises(ValueError, match="labels for 'ru' differ in keys"):
+        viz.add_labels({"en": {"x_new": "x"}, "ru": {"y_new": "y"}, "zh": {"x_new": "x"}})
+    with pytest.raises(ValueError, match="keys already defined in the labels: \\['step'\\]"):
+        viz.add_labels({lang: {"step": "s"} for lang in viz.LANGS})

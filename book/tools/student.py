@@ -9,8 +9,11 @@ A chapter marks its solutions two ways (sphinx-exercise, DESIGN.md):
 ``student_notebook`` removes both. Each ``solution`` code cell becomes a stub: the functions it
 defines keep their name, signature, decorators and docstring and their body becomes
 ``raise NotImplementedError("Exercise N: ...")``, so the exercise's ``dropoutlib.checks`` call
-still finds the function and reports it as not done; a cell that defines no function becomes a
-single ``raise NotImplementedError(...)``. The outputs of checker cells (which would show the
+still finds the function and reports it as not done. A class keeps its name, bases and docstring,
+and each of its methods is stubbed the same way. A dictionary of answers (``answers = {"q01":
+1.25, ...}``, a quiz) keeps its keys, and every value becomes ``None``: the checker reports the
+questions as not answered yet. Imports are kept; a cell with none of these becomes a single
+``raise NotImplementedError(...)``. The outputs of checker cells (which would show the
 instructor's verdict) are cleared; ``keep_outputs=False`` clears every output, for the notebooks
 handed to students.
 """
@@ -36,6 +39,11 @@ STUB_COMMENT = {
     "en": "# Exercise {n}: replace the line `raise NotImplementedError(...)` with your code.",
     "ru": "# Упражнение {n}: замените строку `raise NotImplementedError(...)` своим кодом.",
     "zh": "# 练习 {n}：把 `raise NotImplementedError(...)` 这一行换成你的代码。",
+}
+ANSWERS_COMMENT = {
+    "en": "# Exercise {n}: replace each None with your answer.",
+    "ru": "# Упражнение {n}: замените каждое None своим ответом.",
+    "zh": "# 练习 {n}：把每个 None 换成你的答案。",
 }
 _FENCE = r"(?P<fence>`{3,}|:{3,})"
 EXERCISE_RE = re.compile(r"^\s*" + _FENCE + r"\{exercise(?:-start)?\}", re.M)
@@ -74,6 +82,44 @@ def _stub_function(node: ast.FunctionDef | ast.AsyncFunctionDef, message: str):
     return ast.fix_missing_locations(new)
 
 
+def _stub_class(node: ast.ClassDef, message: str) -> ast.ClassDef:
+    body = []
+    doc = ast.get_docstring(node, clean=False)
+    if doc is not None:
+        body.append(ast.Expr(ast.Constant(doc)))
+    for item in node.body:
+        if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+            body.append(_stub_function(item, message))
+    if not body:
+        body.append(ast.Pass())
+    new = ast.ClassDef(
+        name=node.name,
+        bases=node.bases,
+        keywords=node.keywords,
+        body=body,
+        decorator_list=node.decorator_list,
+        **({"type_params": node.type_params} if hasattr(node, "type_params") else {}),
+    )
+    return ast.fix_missing_locations(new)
+
+
+def _answers_stub(node) -> str | None:
+    """``name = {"q01": ..., ...}`` with constant keys -> the same keys, every value None, one
+    key per line; None for any other statement."""
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+    if not (
+        isinstance(value, ast.Dict)
+        and value.keys
+        and all(isinstance(k, ast.Constant) for k in value.keys)
+        and all(isinstance(t, ast.Name) for t in targets)
+    ):
+        return None
+    names = " = ".join(t.id for t in targets)
+    lines = [f"    {ast.unparse(k)}: None," for k in value.keys]
+    return f"{names} = {{\n" + "\n".join(lines) + "\n}"
+
+
 def stub_source(source: str, n: int, lang: str = "en") -> str:
     """The stub that replaces the solution ``source`` of exercise ``n``."""
     common.check_lang(lang)
@@ -83,17 +129,25 @@ def stub_source(source: str, n: int, lang: str = "en") -> str:
         tree = ast.parse(source)
     except SyntaxError:
         tree = None
-    kept = []
+    imports, parts, code, answers = [], [], False, False
     if tree is not None:
         for node in tree.body:
             if isinstance(node, ast.Import | ast.ImportFrom):
-                kept.append(node)
+                imports.append(ast.unparse(node))
             elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                kept.append(_stub_function(node, message))
-    if tree is None or not any(isinstance(k, ast.FunctionDef | ast.AsyncFunctionDef) for k in kept):
+                parts.append(ast.unparse(_stub_function(node, message)))
+                code = True
+            elif isinstance(node, ast.ClassDef):
+                parts.append(ast.unparse(_stub_class(node, message)))
+                code = True
+            elif isinstance(node, ast.Assign | ast.AnnAssign) and _answers_stub(node):
+                parts.append(_answers_stub(node))
+                answers = True
+    if not (code or answers):
         return f"{comment}\nraise NotImplementedError({message!r})\n"
-    module = ast.Module(body=kept, type_ignores=[])
-    return f"{comment}\n{ast.unparse(module)}\n"
+    comments = [comment] * code + [ANSWERS_COMMENT[lang].format(n=n)] * answers
+    body = "\n\n\n".join(["\n".join(imports)] * bool(imports) + parts)
+    return "\n".join(comments) + f"\n{body}\n"
 
 
 def _strip_solution_prose(text: str) -> str:

@@ -11,33 +11,50 @@ global RNG is seeded inside :func:`torch.random.fork_rng`, so a checker does not
 caller's random state.
 
 **The record.** When ``$DROPOUTLIB_VERDICTS`` names a file, every verdict is also appended to it
-as one JSON line (checker, function, passed, the failed property, how many held): this is what
-``python -m dropoutlib grade`` collects from the notebooks it executes.
+as one JSON line: ``checker``, ``function``, ``passed``, ``failed`` (the first failed property),
+``hint`` (its hint key), ``not_done`` (the answer is still the stub: ``raise
+NotImplementedError`` or unanswered questions), ``held`` and ``total``, ``failures`` (every failed
+item of a :func:`run_report`), ``lang``, and ``cell``: the IPython execution count of the cell
+that called the checker (None outside IPython), which lets ``python -m dropoutlib grade`` tie
+each verdict to its notebook cell and exercise.
+
+**Two ways to report.** :func:`run_checks` stops at the first failed property and prints one
+verdict line and one hint, for a function with one job. :func:`run_report` runs every item and
+prints one line per item (a quiz question, a dropout site of a model), with a hint under each
+failed one, for an answer with many independent parts.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 
 import torch
 
+from dropoutlib._base import add_translations
 from dropoutlib.viz import check_lang
 
 __all__ = [
     "HINTS",
+    "NOT_DONE",
     "Z",
     "CheckFailed",
     "Term",
     "add_hints",
     "call",
+    "call_tensor",
     "fn_name",
     "run_checks",
+    "run_report",
 ]
 
 # Tolerance in standard errors: a correct function fails one test with probability about 2e-9
 # (two-sided normal tail at 6 sigma), a checker with k such tests with probability below k * 2e-9.
 Z = 6.0
+
+# Hint keys that mean "the student has not answered yet" (the grader reports "not done").
+NOT_DONE = frozenset({"not_implemented", "unanswered"})
 
 HINTS: dict[str, dict[str, str]] = {
     "en": {
@@ -47,6 +64,8 @@ HINTS: dict[str, dict[str, str]] = {
         "your code",
         "raised": "your function raised {exc}",
         "not_tensor": "return a torch.Tensor, got {type}",
+        "unanswered": "not answered yet: replace None with your answer",
+        "skipped": "not checked: the first item must hold first",
     },
     "ru": {
         "hint": "подсказка",
@@ -55,6 +74,8 @@ HINTS: dict[str, dict[str, str]] = {
         "своим кодом",
         "raised": "ваша функция выбросила исключение {exc}",
         "not_tensor": "функция должна вернуть torch.Tensor, а вернула {type}",
+        "unanswered": "ответа ещё нет: замените None своим ответом",
+        "skipped": "не проверено: сначала должен выполниться первый пункт",
     },
     "zh": {
         "hint": "提示",
@@ -62,23 +83,15 @@ HINTS: dict[str, dict[str, str]] = {
         "not_implemented": "还没有实现：请把 `raise NotImplementedError` 换成你的代码",
         "raised": "你的函数抛出了异常 {exc}",
         "not_tensor": "函数应返回 torch.Tensor，实际返回了 {type}",
+        "unanswered": "还没有作答：请把 None 换成你的答案",
+        "skipped": "未检查：须先通过第一项",
     },
 }
 
 
 def add_hints(tables: dict[str, dict[str, str]]) -> None:
     """Add a checker's hints to :data:`HINTS`: the same keys in every language, none taken."""
-    if set(tables) != set(HINTS):
-        raise ValueError(f"hints must be given for {sorted(HINTS)}, got {sorted(tables)}")
-    keys = set(tables["en"])
-    for lang, table in tables.items():
-        if set(table) != keys:
-            raise ValueError(f"hints for {lang!r} differ in keys: {sorted(set(table) ^ keys)}")
-    taken = keys & set(HINTS["en"])
-    if taken:
-        raise ValueError(f"hint keys already defined: {sorted(taken)}")
-    for lang, table in tables.items():
-        HINTS[lang].update(table)
+    add_translations(HINTS, tables, "hints")
 
 
 class Term(str):
@@ -118,7 +131,28 @@ def fn_name(fn) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
 
 
-def _record(checker: str, name: str, passed: list[str], total: int, failed: str | None) -> None:
+def _cell() -> int | None:
+    """The execution count of the IPython cell running now (its ``In [n]``), or None outside
+    IPython. Read from the result IPython is filling for the running cell: the shell's own
+    ``execution_count`` is already the next cell's in recent IPython versions."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    result = getattr(getattr(shell, "displayhook", None), "exec_result", None)
+    count = getattr(result, "execution_count", None)
+    return count if isinstance(count, int) else None
+
+
+def _record(
+    checker: str,
+    name: str,
+    passed: list[str],
+    total: int,
+    failed: str | None,
+    *,
+    hint: str | None = None,
+    failures: list[str] | None = None,
+    lang: str | None = None,
+) -> None:
     path = os.environ.get("DROPOUTLIB_VERDICTS")
     if not path:
         return
@@ -127,11 +161,21 @@ def _record(checker: str, name: str, passed: list[str], total: int, failed: str 
         "function": name,
         "passed": failed is None,
         "failed": failed,
+        "hint": hint,
+        "not_done": failed is not None and hint in NOT_DONE and not passed,
         "held": len(passed),
         "total": total,
+        "failures": [] if failed is None else (failures or [failed]),
+        "lang": lang,
+        "cell": _cell(),
     }
     with open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
+def _hint_text(hints: dict[str, str], fail: CheckFailed) -> str:
+    fmt = {k: hints[v] if isinstance(v, Term) else v for k, v in fail.fmt.items()}
+    return hints[fail.key].format(**fmt)
 
 
 def run_checks(
@@ -151,7 +195,15 @@ def run_checks(
                 failure = (prop, fail)
                 break
             passed.append(prop)
-    _record(checker or name, name, passed, len(checks), failure[0] if failure else None)
+    _record(
+        checker or name,
+        name,
+        passed,
+        len(checks),
+        failure[0] if failure else None,
+        hint=failure[1].key if failure else None,
+        lang=lang,
+    )
     if verbose:
         hints = HINTS[lang]
         if failure is None:
@@ -160,6 +212,73 @@ def run_checks(
             prop, fail = failure
             before = hints["before"].format(k=len(passed), n=len(checks))
             print(f"✗ {name}: {prop} ({before})")
-            fmt = {k: hints[v] if isinstance(v, Term) else v for k, v in fail.fmt.items()}
-            print(f"  {hints['hint']}: " + hints[fail.key].format(**fmt))
+            print(f"  {hints['hint']}: " + _hint_text(hints, fail))
     return failure is None
+
+
+def _print_report(name: str, results, hints: dict[str, str]) -> None:
+    def shown(label):
+        return hints[label] if isinstance(label, Term) else label
+
+    held = [label for label, fail in results if fail is None]
+    failed = [fail for _, fail in results if fail is not None]
+    if not failed:  # every item held: one line
+        print(f"✓ {name}: {len(held)}/{len(results)} — " + " · ".join(map(shown, held)))
+        return
+    print(f"✗ {name}: {len(held)}/{len(results)}")
+    keys = {fail.key for fail in failed} - {"skipped"}
+    if not held and len(keys) == 1:  # e.g. not started yet: one hint, not the same one per item
+        print(f"  {hints['hint']}: " + _hint_text(hints, failed[0]))
+        return
+    for label, fail in results:
+        if fail is None:
+            print(f"  ✓ {shown(label)}")
+        else:
+            print(f"  ✗ {shown(label)}: " + _hint_text(hints, fail))
+
+
+def run_report(
+    name: str, items, lang: str, seed: int, verbose: bool, *, checker: str = "", gate: int = 0
+) -> bool:
+    """Run EVERY item of ``items`` (a list of (label, function)); print one line per item.
+
+    The first line is the verdict (``✓``/``✗``, how many items held); then each item on its own
+    line, ``✓ label`` or ``✗ label: hint`` (a :class:`Term` label is shown in ``lang`` and
+    recorded as its key). When every item held, one line lists them; when every item failed for
+    one reason (nothing answered yet, a class that cannot be built), one hint says so. The first
+    ``gate`` items must hold for the others to run (a model that cannot even be built fails every
+    site the same way): after a failed gate item, the rest are reported as not checked. Records
+    the verdict like :func:`run_checks`, with every failed label in ``failures``. Returns True
+    when every item held.
+    """
+    check_lang(lang)
+    results: list[tuple[str, CheckFailed | None]] = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for i, (label, check) in enumerate(items):
+            if i >= gate and any(fail is not None for _, fail in results[:gate]):
+                results.append((label, CheckFailed("skipped")))
+                continue
+            try:
+                check()
+            except CheckFailed as fail:
+                results.append((label, fail))
+                continue
+            results.append((label, None))
+    passed = [label for label, fail in results if fail is None]
+    failed = [(label, fail) for label, fail in results if fail is not None]
+    # The first failure's key is the hint recorded: "unanswered" or "not_implemented" with no
+    # item held is an answer not started, which the record marks as not done.
+    _record(
+        checker or name,
+        name,
+        passed,
+        len(results),
+        failed[0][0] if failed else None,
+        hint=failed[0][1].key if failed else None,
+        failures=[label for label, _ in failed],
+        lang=lang,
+    )
+    if verbose:
+        _print_report(name, results, HINTS[lang])
+    return not failed

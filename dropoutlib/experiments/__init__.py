@@ -5,9 +5,14 @@ runs) is in :mod:`dropoutlib.experiments.core`; each chapter's experiments live 
 named after the chapter:
 
 * :mod:`~dropoutlib.experiments.standard_dropout` (chapter 01);
+* :mod:`~dropoutlib.experiments.dropout_in_transformers` (chapter 02);
+* :mod:`~dropoutlib.experiments.when_dropout_helps` (chapter 03);
+* :mod:`~dropoutlib.experiments.structured_dropout` (chapter 04);
+* :mod:`~dropoutlib.experiments.noise_and_uncertainty` (chapter 05);
 * :mod:`~dropoutlib.experiments.dropout_schedules` (chapter 06);
 * :mod:`~dropoutlib.experiments.dropout_in_fine_tuning` (chapter 07);
-* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08).
+* :mod:`~dropoutlib.experiments.learned_dropout` (chapter 08);
+* :mod:`~dropoutlib.experiments.dropout_at_scale` (chapter 09).
 
 Adding an experiment is one decorated function of the profile, in its chapter's module::
 
@@ -16,11 +21,16 @@ Adding an experiment is one decorated function of the profile, in its chapter's 
         return {"label": RunSpec(model_config, train_config, "song_ci", note="...")}
 """
 
-from dropoutlib.experiments import (  # noqa: F401 (register)
+from dropoutlib.experiments import (  # noqa: F401 (importing registers the experiments)
+    dropout_at_scale,
     dropout_in_fine_tuning,
+    dropout_in_transformers,
     dropout_schedules,
     learned_dropout,
+    noise_and_uncertainty,
     standard_dropout,
+    structured_dropout,
+    when_dropout_helps,
 )
 from dropoutlib.experiments.core import (
     EXPERIMENTS,

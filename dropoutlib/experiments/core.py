@@ -192,9 +192,14 @@ def _worker(label: str, spec: RunSpec, queue) -> dict:
 
     def report(step, model):
         if step % every == 0 or step == spec.train.max_iters:
-            queue.put((label, step))
+            queue.put((label, step, None))
 
-    result = train(spec.model, spec.train, spec.corpus, progress=False, callback=report)
+    def report_loss(entry):
+        queue.put((label, entry["step"], entry["val_loss"]))
+
+    result = train(
+        spec.model, spec.train, spec.corpus, progress=False, callback=report, on_eval=report_loss
+    )
     return result.to_dict()
 
 
@@ -281,10 +286,12 @@ def _run_parallel(pending: dict[str, RunSpec], jobs: int, progress: bool, name: 
             while remaining:
                 finished, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
                 while not queue.empty():
-                    label, step = queue.get()
+                    label, step, val_loss = queue.get()
                     if bar is not None:
-                        bar.update(step - steps[label])
-                    steps[label] = step
+                        bar.update(max(0, step - steps[label]))
+                        if val_loss is not None:
+                            bar.set_postfix_str(f"{label}: step {step}, val {val_loss:.4f}")
+                    steps[label] = max(steps[label], step)
                 for future in finished:
                     results[futures[future]] = RunResult.from_dict(future.result())
     finally:

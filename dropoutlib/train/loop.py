@@ -40,7 +40,7 @@ from dropoutlib.train.devices import (
 )
 from dropoutlib.train.distributed import setup_distributed
 from dropoutlib.train.evaluate import estimate_loss
-from dropoutlib.train.objective import training_loss
+from dropoutlib.train.objective import setup_concrete, training_loss
 
 __all__ = ["train", "lookup", "stream_seed", "optimizer_param_groups"]
 
@@ -168,6 +168,7 @@ def train(
     out_dir: str | os.PathLike | None = None,
     resume: bool = True,
     callback: Callable[[int, nn.Module], None] | None = None,
+    on_eval: Callable[[dict], None] | None = None,
 ) -> store.RunResult:
     """Train a :class:`~dropoutlib.model.BabyGPT` built from ``model_config`` on ``corpus``.
 
@@ -178,8 +179,9 @@ def train(
     and overwrites it); with ``resume=True`` a checkpoint of the same run is continued.
     ``progress`` shows a tqdm bar (terminal or notebook) with the latest losses.
     ``callback(step, model)``, if given, is called after every optimizer step (it must not
-    consume the global RNG if the run is to stay reproducible). Run under ``torchrun`` for
-    data parallelism; every rank returns rank 0's result.
+    consume the global RNG if the run is to stay reproducible); ``on_eval(entry)`` after every
+    evaluation, with the history entry just recorded. Run under ``torchrun`` for data
+    parallelism; every rank returns rank 0's result.
     """
     from dropoutlib import __version__
     from dropoutlib.data import CORPORA, corpus_sha256, get_batch
@@ -241,6 +243,7 @@ def train(
             ),
         }
         learned = _learned_module(raw_model)
+        concrete = setup_concrete(raw_model, len(train_data))
         tokens_per_step = tc.batch_size * block_size * dist.world_size
         schedule = None
         if tc.dropout_schedule is not None:
@@ -327,6 +330,8 @@ def train(
             if stats:
                 entry["mask_stats"] = stats
             history.append(entry)
+            if on_eval is not None:
+                on_eval(entry)
 
         def save_checkpoint(step: int, wall: float) -> None:
             states = dist.gather(checkpoint.rng_state(device, generators))
@@ -362,7 +367,14 @@ def train(
             x, y = next_batch()
             with autocast(device, amp_dtype):
                 loss = training_loss(
-                    model, x, y, tc, step=step, raw_model=raw_model, learned=learned
+                    model,
+                    x,
+                    y,
+                    tc,
+                    step=step,
+                    raw_model=raw_model,
+                    learned=learned,
+                    concrete=concrete,
                 )
             optimizer_step(loss)
             if schedule is not None:

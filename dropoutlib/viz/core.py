@@ -17,6 +17,8 @@ import warnings
 
 from matplotlib import font_manager
 
+from dropoutlib._base import add_translations
+
 __all__ = [
     "BASE_FONT",
     "CJK_FONT",
@@ -174,17 +176,7 @@ def _in_ipython() -> bool:
 def add_labels(tables: dict[str, dict[str, str]]) -> None:
     """Add a chapter's figure strings to :data:`LABELS`: ``{"en": {...}, "ru": {...}, "zh":
     {...}}`` with the same keys in every language, none of them already taken."""
-    if set(tables) != set(LANGS):
-        raise ValueError(f"label tables must be given for {LANGS}, got {sorted(tables)}")
-    keys = set(tables["en"])
-    for lang, table in tables.items():
-        if set(table) != keys:
-            raise ValueError(f"labels for {lang!r} differ in keys: {sorted(set(table) ^ keys)}")
-    taken = keys & set(LABELS["en"])
-    if taken:
-        raise ValueError(f"label keys already defined: {sorted(taken)}")
-    for lang, table in tables.items():
-        LABELS[lang].update(table)
+    add_translations(LABELS, tables, "labels")
 
 
 def in_interactive_kernel() -> bool:
