@@ -405,3 +405,48 @@ def test_student_edition_html_has_no_solution_code(tmp_path):
         if solutions:
             assert "write your solution here" in text
         assert 'class="solution' not in page
+
+
+# -- budget: what each chapter's runs cost, from the run cache ---------------------------------
+
+
+def test_budget_makespan_is_longest_first_on_the_workers():
+    from book.tools.budget import makespan
+
+    assert makespan([], 2) == 0.0
+    assert makespan([30.0, 10.0, 20.0], 1) == 60.0
+    assert makespan([30.0, 10.0, 20.0], 2) == 30.0  # 30 | 20 + 10
+    assert makespan([5.0, 5.0, 5.0, 5.0, 5.0], 2) == 15.0
+
+
+def test_budget_finds_the_experiments_a_notebook_names(tmp_path):
+    from book.tools.budget import notebook_experiments
+
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell('run("not-code")'),
+            new_code_cell('results = experiments.run("beta", profile)'),
+            new_code_cell('for name in ("alpha", "beta", "other"):\n    run(name)'),
+            new_code_cell("%matplotlib inline\nrun('gamma')"),  # a magic: the cell is skipped
+        ]
+    )
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert notebook_experiments(path, {"alpha", "beta", "gamma"}) == ["beta", "alpha"]
+
+
+def test_budget_resolves_a_child_through_its_cached_parent(tmp_path, monkeypatch):
+    """A fine-tuning run is found under the key its parent gives it, as experiments.run trains
+    it; a run never trained is reported missing, not an error."""
+    from book.tools.budget import resolve
+    from dropoutlib import experiments
+
+    monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path))
+    specs = experiments.specs("fine-tuning-su-shi", "smoke")
+    before = resolve("fine-tuning-su-shi", "smoke")
+    assert set(before) == set(specs) and all(k is None for k, _, _ in before.values())
+    results = experiments.run("fine-tuning-su-shi", "smoke", progress=False)
+    after = resolve("fine-tuning-su-shi", "smoke")
+    for label, (key, seconds, parent) in after.items():
+        assert key == results[label].key and seconds == results[label].wall_time_s
+        assert parent == specs[label].parent
