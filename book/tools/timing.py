@@ -3,6 +3,8 @@
     python -m book.tools.timing            # make html, then a warm make book (nothing changed)
     python -m book.tools.timing --cold     # also a cold make book: empty run cache, FORCE=1
     python -m book.tools.timing --ci       # also CI (.ci/run) on a fresh clone of HEAD
+    python -m book.tools.timing --cold --cache /tmp/cold   # keep the cold run cache, and print
+                                           # each chapter's training cost from it (budget)
 
 The goals these figures are held to:
 
@@ -20,6 +22,7 @@ times come from ``[execute]`` lines there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -60,7 +63,17 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m book.tools.timing", description=__doc__)
     parser.add_argument("--cold", action="store_true", help="also a cold make book (long)")
     parser.add_argument("--ci", action="store_true", help="also .ci/run on a fresh clone (long)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        help="keep the cold build's run cache in this new folder (default: a temporary one) and "
+        "print each chapter's training cost from it (book.tools.budget)",
+    )
     args = parser.parse_args(argv)
+    if args.cache is not None and (
+        not args.cold or (args.cache.exists() and any(args.cache.iterdir()))
+    ):
+        parser.error("--cache needs --cold and a folder that is new or empty")
 
     rows = []
     html = timed("make-html", ["make", "html"])
@@ -70,9 +83,17 @@ def main(argv=None) -> int:
     ok = "met" if ratio <= GOALS["warm_over_html"] else "MISSED"
     rows.append(("make book, warm", warm, f"{ratio:.2f}x make html (goal <= 2x: {ok})"))
     if args.cold:
-        with tempfile.TemporaryDirectory() as cache:
+        with contextlib.ExitStack() as stack:
+            cache = (
+                str(args.cache)
+                if args.cache
+                else stack.enter_context(tempfile.TemporaryDirectory())
+            )
             env = dict(os.environ, DROPOUTLIB_CACHE=cache)
             cold = timed("make-book-cold", ["make", "book", "FORCE=1"], env=env)
+            if args.cache:
+                budget = [sys.executable, "-m", "book.tools.budget"]
+                subprocess.run(budget, cwd=ROOT, env=env, check=True)
         ok = "met" if cold / 60 <= GOALS["cold_minutes"] else "MISSED"
         rows.append(("make book, cold", cold, f"{cold / 60:.1f} min (goal <= 30 min: {ok})"))
         for nb, seconds in notebook_times("make-book-cold"):
