@@ -45,7 +45,10 @@ __all__ = [
     "call",
     "call_tensor",
     "fn_name",
+    "input_unchanged_check",
+    "positive",
     "run_checks",
+    "shape_dtype_check",
     "run_report",
 ]
 
@@ -129,6 +132,43 @@ def call_tensor(fn, *args, **kwargs) -> torch.Tensor:
 
 def fn_name(fn) -> str:
     return getattr(fn, "__name__", type(fn).__name__)
+
+
+def positive(shape, dtype=torch.float32) -> torch.Tensor:
+    """Strictly positive input, so an output of 0 can only mean "dropped"."""
+    return (torch.rand(shape) + 0.5).to(dtype)
+
+
+def shape_dtype_check(apply, inputs, key: str = "shape_dtype"):
+    """The check that ``apply(x)`` (the student's function on ``x``) has the shape and dtype of
+    ``x``, for every ``x`` that ``inputs()`` yields; a failure raises ``key`` with both."""
+
+    def shape_dtype():
+        for x in inputs():
+            y = apply(x)
+            if y.shape != x.shape or y.dtype != x.dtype:
+                raise CheckFailed(
+                    key,
+                    shape=tuple(x.shape),
+                    dtype=x.dtype,
+                    got_shape=tuple(y.shape),
+                    got_dtype=y.dtype,
+                )
+
+    return shape_dtype
+
+
+def input_unchanged_check(apply, make_input, key: str = "input_unchanged"):
+    """The check that ``apply(x)`` leaves ``x = make_input()`` as it was (no in-place write)."""
+
+    def input_unchanged():
+        x = make_input()
+        before = x.clone()
+        apply(x)
+        if not torch.equal(x, before):
+            raise CheckFailed(key)
+
+    return input_unchanged
 
 
 def _cell() -> int | None:

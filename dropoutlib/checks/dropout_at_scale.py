@@ -12,7 +12,17 @@ import math
 
 import torch
 
-from dropoutlib.checks.core import CheckFailed, Z, add_hints, call_tensor, fn_name, run_checks
+from dropoutlib.checks.core import (
+    CheckFailed,
+    Z,
+    add_hints,
+    call_tensor,
+    fn_name,
+    input_unchanged_check,
+    positive,
+    run_checks,
+    shape_dtype_check,
+)
 
 __all__ = ["check_seeded_dropout", "seeded_dropout_checks"]
 
@@ -100,10 +110,11 @@ add_hints(_HINTS)
 
 P = 0.25
 N = 200_000
+SHAPES_DTYPES = (((1000,), torch.float32), ((4, 8, 16), torch.float64))
 
 
 def _positive(shape, dtype=torch.float64) -> torch.Tensor:
-    return (torch.rand(shape) + 0.5).to(dtype)
+    return positive(shape, dtype)
 
 
 def _saved_bytes(fn, x: torch.Tensor, p: float, seed: int) -> tuple[float, int, torch.Tensor]:
@@ -129,25 +140,14 @@ def seeded_dropout_checks(fn):
     def runs():
         call_tensor(fn, _positive((8, 8)), P, 0)
 
-    def shape_dtype():
-        for shape, dtype in (((1000,), torch.float32), ((4, 8, 16), torch.float64)):
-            x = _positive(shape, dtype)
-            y = call_tensor(fn, x, P, 1)
-            if y.shape != x.shape or y.dtype != x.dtype:
-                raise CheckFailed(
-                    "sd_shape_dtype",
-                    shape=tuple(x.shape),
-                    dtype=x.dtype,
-                    got_shape=tuple(y.shape),
-                    got_dtype=y.dtype,
-                )
-
-    def input_unchanged():
-        x = _positive((64, 64))
-        before = x.clone()
-        call_tensor(fn, x, P, 2)
-        if not torch.equal(x, before):
-            raise CheckFailed("sd_input_unchanged")
+    shape_dtype = shape_dtype_check(
+        lambda x: call_tensor(fn, x, P, 1),
+        lambda: (_positive(s, d) for s, d in SHAPES_DTYPES),
+        "sd_shape_dtype",
+    )
+    input_unchanged = input_unchanged_check(
+        lambda x: call_tensor(fn, x, P, 2), lambda: _positive((64, 64)), "sd_input_unchanged"
+    )
 
     def kept_scaled():
         x = _positive((N,))

@@ -12,7 +12,16 @@ import math
 
 import torch
 
-from dropoutlib.checks.core import CheckFailed, Z, add_hints, call_tensor, fn_name, run_checks
+from dropoutlib.checks.core import (
+    CheckFailed,
+    Z,
+    add_hints,
+    call_tensor,
+    fn_name,
+    input_unchanged_check,
+    run_checks,
+    shape_dtype_check,
+)
 
 __all__ = ["check_stochastic_rounding", "stochastic_rounding_checks"]
 
@@ -95,6 +104,7 @@ add_hints(_HINTS)
 
 LEVELS = (0.1, 0.5, 0.9)  # M values of the keep-rate test: 0.5 alone cannot tell M from 1 - M
 N = 100_000  # elements per M value
+SHAPES_DTYPES = (((1000,), torch.float32), ((2, 8, 16), torch.float64))
 
 
 def stochastic_rounding_checks(fn):
@@ -106,26 +116,18 @@ def stochastic_rounding_checks(fn):
     def runs():
         call_tensor(fn, torch.rand(4, 8), training=True)
 
-    def shape_dtype():
-        for shape, dtype in (((1000,), torch.float32), ((2, 8, 16), torch.float64)):
-            m = torch.rand(shape, dtype=dtype)
-            y = call_tensor(fn, m, training=True)
-            if y.shape != m.shape or y.dtype != m.dtype:
-                raise CheckFailed(
-                    "sr_shape_dtype",
-                    shape=tuple(m.shape),
-                    dtype=m.dtype,
-                    got_shape=tuple(y.shape),
-                    got_dtype=y.dtype,
-                )
-
-    def input_unchanged():
-        m = torch.rand(64, 64)
-        before = m.clone()
+    def both_modes(m):
         call_tensor(fn, m, training=True)
         call_tensor(fn, m, training=False)
-        if not torch.equal(m, before):
-            raise CheckFailed("sr_input_unchanged")
+
+    shape_dtype = shape_dtype_check(
+        lambda m: call_tensor(fn, m, training=True),
+        lambda: (torch.rand(s, dtype=d) for s, d in SHAPES_DTYPES),
+        "sr_shape_dtype",
+    )
+    input_unchanged = input_unchanged_check(
+        both_modes, lambda: torch.rand(64, 64), "sr_input_unchanged"
+    )
 
     def binary():
         m = torch.rand(10_000, dtype=torch.float64) * 0.98 + 0.01

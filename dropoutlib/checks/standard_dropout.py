@@ -13,7 +13,10 @@ from dropoutlib.checks.core import (
     add_hints,
     call_tensor,
     fn_name,
+    input_unchanged_check,
+    positive,
     run_checks,
+    shape_dtype_check,
 )
 
 __all__ = ["check_inverted_dropout", "inverted_dropout_checks"]
@@ -125,11 +128,7 @@ add_hints(_HINTS)
 
 P_VALUES = (0.2, 0.5, 0.8)  # 0.5 alone cannot tell "keep with prob p" from "keep with prob 1-p"
 N = 200_000  # elements per statistical test
-
-
-def _positive(shape, dtype=torch.float32) -> torch.Tensor:
-    """Strictly positive input, so an output of 0 can only mean "dropped"."""
-    return (torch.rand(shape) + 0.5).to(dtype)
+SHAPES_DTYPES = (((1000,), torch.float32), ((4, 8, 16), torch.float64))
 
 
 def _scale_failure(p: float, ratio: float) -> CheckFailed:
@@ -152,49 +151,35 @@ def inverted_dropout_checks(fn):
     """The properties of inverted dropout ``fn(x, p, training=True)``, as (name, check) pairs."""
 
     def runs():
-        call_tensor(fn, _positive((8, 8)), 0.5, training=True)
+        call_tensor(fn, positive((8, 8)), 0.5, training=True)
 
-    def shape_dtype():
-        for shape, dtype in (((1000,), torch.float32), ((4, 8, 16), torch.float64)):
-            x = _positive(shape, dtype)
-            y = call_tensor(fn, x, 0.5, training=True)
-            if y.shape != x.shape or y.dtype != x.dtype:
-                raise CheckFailed(
-                    "shape_dtype",
-                    shape=tuple(x.shape),
-                    dtype=x.dtype,
-                    got_shape=tuple(y.shape),
-                    got_dtype=y.dtype,
-                )
+    def train(x):
+        return call_tensor(fn, x, 0.5, training=True)
 
-    def input_unchanged():
-        x = _positive((64, 64))
-        before = x.clone()
-        call_tensor(fn, x, 0.5, training=True)
-        if not torch.equal(x, before):
-            raise CheckFailed("input_unchanged")
+    shape_dtype = shape_dtype_check(train, lambda: (positive(s, d) for s, d in SHAPES_DTYPES))
+    input_unchanged = input_unchanged_check(train, lambda: positive((64, 64)))
 
     def eval_identity():
-        x = _positive((64, 64))
+        x = positive((64, 64))
         for p in P_VALUES:
             y = call_tensor(fn, x, p, training=False)
             if not torch.equal(y, x):
                 raise CheckFailed("eval_identity", p=p)
 
     def p_zero():
-        x = _positive((64, 64))
+        x = positive((64, 64))
         if not torch.equal(call_tensor(fn, x, 0.0, training=True), x):
             raise CheckFailed("p_zero")
 
     def p_one():
-        y = call_tensor(fn, _positive((64, 64)), 1.0, training=True)
+        y = call_tensor(fn, positive((64, 64)), 1.0, training=True)
         bad = int((~torch.isfinite(y) | (y != 0)).sum())
         if bad:
             raise CheckFailed("p_one", bad=bad)
 
     def kept_scaled():
         for p in P_VALUES:
-            x = _positive((N,), torch.float64)
+            x = positive((N,), torch.float64)
             y = call_tensor(fn, x, p, training=True).detach()
             kept = y != 0
             factor = 1.0 / (1.0 - p)
@@ -207,7 +192,7 @@ def inverted_dropout_checks(fn):
 
     def keep_rate():
         for p in P_VALUES:
-            y = call_tensor(fn, _positive((N,)), p, training=True)
+            y = call_tensor(fn, positive((N,)), p, training=True)
             rate = float((y != 0).double().mean())
             q = 1.0 - p
             tol = Z * math.sqrt(p * q / N)  # binomial standard error of a proportion
@@ -225,7 +210,7 @@ def inverted_dropout_checks(fn):
                 raise CheckFailed("mean", p=p, n=N, mean=m, tol=tol)
 
     def fresh_mask():
-        x = _positive((1000,))
+        x = positive((1000,))
         a = call_tensor(fn, x, 0.5, training=True) != 0
         b = call_tensor(fn, x, 0.5, training=True) != 0
         if torch.equal(a, b):  # chance for a correct function: 2**-1000
@@ -234,7 +219,7 @@ def inverted_dropout_checks(fn):
     def independent():
         p = 0.5
         q = 1.0 - p
-        m = (call_tensor(fn, _positive((400, 500)), p, training=True) != 0).double()
+        m = (call_tensor(fn, positive((400, 500)), p, training=True) != 0).double()
         for axis, both in (("row", m[:, :-1] * m[:, 1:]), ("col", m[:-1, :] * m[1:, :])):
             n = both.numel()
             # Overlapping pairs Z_i = m_i m_{i+1}: Var Z = q²(1-q²), Cov(Z_i, Z_{i+1}) = q³ - q⁴.
@@ -247,7 +232,7 @@ def inverted_dropout_checks(fn):
 
     def gradient():
         p = 0.3
-        x = _positive((50, 40), torch.float64).requires_grad_()
+        x = positive((50, 40), torch.float64).requires_grad_()
         y = call_tensor(fn, x, p, training=True)
         if not y.requires_grad:
             raise CheckFailed("no_gradient")

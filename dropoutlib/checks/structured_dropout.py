@@ -6,7 +6,17 @@ import math
 
 import torch
 
-from dropoutlib.checks.core import CheckFailed, Z, add_hints, call_tensor, fn_name, run_checks
+from dropoutlib.checks.core import (
+    CheckFailed,
+    Z,
+    add_hints,
+    call_tensor,
+    fn_name,
+    input_unchanged_check,
+    positive,
+    run_checks,
+    shape_dtype_check,
+)
 
 __all__ = ["check_drop_path", "drop_path_checks"]
 
@@ -109,11 +119,7 @@ add_hints(_HINTS)
 
 P_VALUES = (0.2, 0.8)  # one p alone cannot tell "drop with prob p" from "keep with prob p"
 N_SAMPLES = 40_000  # samples (the batch dimension) per statistical test
-
-
-def _positive(shape, dtype=torch.float32) -> torch.Tensor:
-    """Strictly positive input, so an output of 0 can only mean "dropped"."""
-    return (torch.rand(shape) + 0.5).to(dtype)
+SHAPES_DTYPES = (((64, 10), torch.float32), ((16, 3, 5, 4), torch.float64))
 
 
 def _kept_samples(y: torch.Tensor) -> torch.Tensor:
@@ -125,48 +131,40 @@ def drop_path_checks(fn):
     """The properties of per-sample DropPath ``fn(x, p, training=True)``, as (name, check)."""
 
     def runs():
-        call_tensor(fn, _positive((8, 4, 6)), 0.5, training=True)
+        call_tensor(fn, positive((8, 4, 6)), 0.5, training=True)
 
-    def shape_dtype():
-        for shape, dtype in (((64, 10), torch.float32), ((16, 3, 5, 4), torch.float64)):
-            x = _positive(shape, dtype)
-            y = call_tensor(fn, x, 0.5, training=True)
-            if y.shape != x.shape or y.dtype != x.dtype:
-                raise CheckFailed(
-                    "s04_shape_dtype",
-                    shape=tuple(x.shape),
-                    dtype=x.dtype,
-                    got_shape=tuple(y.shape),
-                    got_dtype=y.dtype,
-                )
+    def train(x):
+        return call_tensor(fn, x, 0.5, training=True)
 
-    def input_unchanged():
-        x = _positive((64, 8, 8))
-        before = x.clone()
-        call_tensor(fn, x, 0.5, training=True)
-        if not torch.equal(x, before):
-            raise CheckFailed("s04_input_unchanged")
+    shape_dtype = shape_dtype_check(
+        train,
+        lambda: (positive(s, d) for s, d in SHAPES_DTYPES),
+        "s04_shape_dtype",
+    )
+    input_unchanged = input_unchanged_check(
+        train, lambda: positive((64, 8, 8)), "s04_input_unchanged"
+    )
 
     def eval_identity():
-        x = _positive((64, 8, 8))
+        x = positive((64, 8, 8))
         for p in P_VALUES:
             if not torch.equal(call_tensor(fn, x, p, training=False), x):
                 raise CheckFailed("s04_eval_identity", p=p)
 
     def p_zero():
-        x = _positive((64, 8, 8))
+        x = positive((64, 8, 8))
         if not torch.equal(call_tensor(fn, x, 0.0, training=True), x):
             raise CheckFailed("s04_p_zero")
 
     def p_one():
-        y = call_tensor(fn, _positive((64, 8, 8)), 1.0, training=True)
+        y = call_tensor(fn, positive((64, 8, 8)), 1.0, training=True)
         bad = int((~torch.isfinite(y) | (y != 0)).sum())
         if bad:
             raise CheckFailed("s04_p_one", bad=bad)
 
     def per_sample():
         for p in P_VALUES:
-            y = call_tensor(fn, _positive((2000, 6, 5)), p, training=True).detach()
+            y = call_tensor(fn, positive((2000, 6, 5)), p, training=True).detach()
             zero = (y == 0).flatten(1)
             partial = zero.any(dim=1) & ~zero.all(dim=1)
             if bool(partial.any()):
@@ -176,14 +174,14 @@ def drop_path_checks(fn):
         calls = 5
         together = 0
         for _ in range(calls):
-            kept = _kept_samples(call_tensor(fn, _positive((200, 4)), 0.5, training=True))
+            kept = _kept_samples(call_tensor(fn, positive((200, 4)), 0.5, training=True))
             together += int(bool((kept == kept[0]).all()))
         if together == calls:  # chance for a per-sample function: 5 * 2**-199
             raise CheckFailed("s04_batchwise", calls=calls)
 
     def kept_scaled():
         for p in P_VALUES:
-            x = _positive((4000, 3), torch.float64)
+            x = positive((4000, 3), torch.float64)
             y = call_tensor(fn, x, p, training=True).detach()
             kept = y != 0
             if not bool(kept.any()):
@@ -198,7 +196,7 @@ def drop_path_checks(fn):
 
     def keep_rate():
         for p in P_VALUES:
-            y = call_tensor(fn, _positive((N_SAMPLES, 2)), p, training=True)
+            y = call_tensor(fn, positive((N_SAMPLES, 2)), p, training=True)
             rate = float(_kept_samples(y).mean())
             q = 1.0 - p
             tol = Z * math.sqrt(p * q / N_SAMPLES)
@@ -208,7 +206,7 @@ def drop_path_checks(fn):
                 raise CheckFailed("s04_keep_rate", p=p, rate=rate, q=q, tol=tol)
 
     def fresh_mask():
-        x = _positive((1000, 3))
+        x = positive((1000, 3))
         a = _kept_samples(call_tensor(fn, x, 0.5, training=True))
         b = _kept_samples(call_tensor(fn, x, 0.5, training=True))
         if torch.equal(a, b):  # chance for a correct function: 2**-1000
@@ -217,7 +215,7 @@ def drop_path_checks(fn):
     def independent():
         p = 0.5
         q = 1.0 - p
-        m = _kept_samples(call_tensor(fn, _positive((N_SAMPLES, 2)), p, training=True))
+        m = _kept_samples(call_tensor(fn, positive((N_SAMPLES, 2)), p, training=True))
         both = m[:-1] * m[1:]
         n = both.numel()
         tol = Z * math.sqrt((q**2 * (1 - q**2) + 2 * (q**3 - q**4)) / n)
@@ -227,7 +225,7 @@ def drop_path_checks(fn):
 
     def gradient():
         p = 0.3
-        x = _positive((200, 5, 4), torch.float64).requires_grad_()
+        x = positive((200, 5, 4), torch.float64).requires_grad_()
         y = call_tensor(fn, x, p, training=True)
         if not y.requires_grad:
             raise CheckFailed("s04_no_gradient")
