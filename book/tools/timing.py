@@ -92,6 +92,9 @@ def main(argv=None) -> int:
             env = dict(os.environ, DROPOUTLIB_CACHE=cache)
             cold = timed("make-book-cold", ["make", "book", "FORCE=1"], env=env)
             if args.cache:
+                data = ROOT.parent / "shared" / "data"  # as the Makefile finds the corpora
+                if "DROPOUTLIB_DATA" not in env and data.is_dir():
+                    env["DROPOUTLIB_DATA"] = str(data)
                 budget = [sys.executable, "-m", "book.tools.budget"]
                 subprocess.run(budget, cwd=ROOT, env=env, check=True)
         ok = "met" if cold / 60 <= GOALS["cold_minutes"] else "MISSED"
