@@ -6,7 +6,6 @@ import dataclasses
 import json
 import math
 import types
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -15,21 +14,14 @@ import torch
 
 matplotlib.use("Agg")
 
+from render import render_strictly  # noqa: E402
+
 import dropoutlib.experiments as E  # noqa: E402
 from dropoutlib import bench, viz  # noqa: E402
 from dropoutlib.experiments.dropout_at_scale import REGULARISERS  # noqa: E402
 from dropoutlib.viz import LANGS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _render_strictly(fig):
-    import matplotlib.pyplot as plt
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        fig.canvas.draw()
-    plt.close(fig)
 
 
 def _skip_zh_without_font(lang):
@@ -200,7 +192,7 @@ def test_plot_data_constrained(lang):
     ]
     assert len(ax_m.get_lines()) == 1 and list(ax_m.get_lines()[0].get_ydata()) == [1.0, 0.8, 0.6]
     assert "10" in fig._suptitle.get_text()
-    _render_strictly(fig)
+    render_strictly(fig)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -222,7 +214,7 @@ def test_plot_regularisers_names_each_run(lang):
     assert names[2] == viz.label("reg:weight_decay", lang, value=0.1)
     assert names[5] == viz.label("reg:token_mask_rate", lang, value=0.1)
     assert len(ax.get_lines()) == 6
-    _render_strictly(fig)
+    render_strictly(fig)
 
 
 def _fake_sites():
@@ -254,7 +246,7 @@ def test_plot_site_costs(lang):
     ax_t, ax_m = fig.axes
     assert [t.get_text() for t in ax_t.get_yticklabels()][1] == viz.label("site:attn only", lang)
     assert len(ax_t.patches) == 4 * 5
-    _render_strictly(fig)
+    render_strictly(fig)
     with pytest.raises(ValueError, match="no 'sites' part"):
         viz.plot_site_costs({"env": {}}, lang)
 
@@ -268,7 +260,7 @@ def test_plot_rank_masks(lang):
     own = {"masks": torch.rand(2, 8, 32, generator=g) > 0.2, "agreement": 0.68, "p": 0.2}
     fig = viz.plot_rank_masks(shared, own, lang)
     assert len(fig.axes) == 4
-    _render_strictly(fig)
+    render_strictly(fig)
 
 
 def test_label_tables_stay_in_step():

@@ -1,7 +1,5 @@
 """Figures and widgets: label tables in three languages, no font warnings, correct data drawn."""
 
-import io
-import logging
 import string
 import types
 import warnings
@@ -14,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from render import render_strictly  # noqa: E402
 
 from dropoutlib import viz  # noqa: E402
 
@@ -41,23 +40,6 @@ def test_bad_lang_names_the_argument_and_choices():
         viz.plot_masks((0.5,), "EN")
 
 
-def _render_strictly(fig):
-    """Draw ``fig`` to PNG with every warning an error and font-manager logging captured."""
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("matplotlib.font_manager")
-    logger.addHandler(handler)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            fig.savefig(io.BytesIO(), format="png", dpi=50)
-    finally:
-        logger.removeHandler(handler)
-        plt.close(fig)
-    assert not [r for r in records if r.levelno >= logging.WARNING], records
-
-
 @pytest.mark.parametrize("lang", LANGS)
 def test_plot_masks_renders_without_font_warnings(lang):
     if lang == "zh" and not viz.has_cjk_font():
@@ -69,7 +51,7 @@ def test_plot_masks_renders_without_font_warnings(lang):
     titles = [ax.get_title() for ax in fig.axes]
     assert viz.label("input", lang) in titles
     assert any(t.startswith("p = 0.9") for t in titles)
-    _render_strictly(fig)
+    render_strictly(fig)
 
 
 def test_plot_masks_draws_inverted_dropout():
@@ -129,7 +111,7 @@ def test_plot_losses_draws_curves_and_gap(lang):
     assert list(gaps[0]) == pytest.approx([0.1, 0.2, 0.4])
     assert list(gaps[1]) == pytest.approx([0.1, 0.5, 1.0])
     assert ax.get_xlabel() == viz.label("step", lang)
-    _render_strictly(fig)
+    render_strictly(fig)
 
 
 def test_plot_losses_skips_missing_values_and_rejects_empty():

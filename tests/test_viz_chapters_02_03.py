@@ -1,17 +1,14 @@
 """The figures of chapters 02 and 03: they render in every language without font warnings and
 draw the numbers of the runs they are given."""
 
-import io
-import logging
 import types
-import warnings
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from render import render_strictly  # noqa: E402
 
 from dropoutlib import viz  # noqa: E402
 from dropoutlib.experiments.dropout_in_transformers import SITES  # noqa: E402
@@ -40,22 +37,6 @@ def fake_run(p=0.0, width=64, tokens=10_000, rise=0.1, floor=2.8, params=159_937
     )
 
 
-def render(fig):
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    logger = logging.getLogger("matplotlib.font_manager")
-    logger.addHandler(handler)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            fig.savefig(io.BytesIO(), format="png", dpi=40)
-    finally:
-        logger.removeHandler(handler)
-        plt.close(fig)
-    assert not [r for r in records if r.levelno >= logging.WARNING], records
-
-
 def texts(fig):
     return [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
 
@@ -72,7 +53,7 @@ def test_site_ablation(lang):
     assert labels == [viz.site_name(site, lang) for site in SITES]
     assert viz.site_name("attention weights", "ru") == "веса внимания"
     assert viz.site_name("unknown", lang) == "unknown"
-    render(fig)
+    render_strictly(fig)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -88,7 +69,7 @@ def test_regimes_mark_where_a_run_overfits(lang):
     assert [line.get_xdata()[0] for line in dotted] == [240]
     assert not [line for line in left.get_lines() if line.get_linestyle() == ":"]
     assert viz.label("overfit_from", lang, step=240) in texts(fig)
-    render(fig)
+    render_strictly(fig)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -103,12 +84,12 @@ def test_epochs_sweep_and_width(lang):
         assert ax.get_xscale() == "log" and len(ax.get_lines()) == 3
         xs = sorted(ax.get_lines()[0].get_xdata())
         assert xs == pytest.approx([600 * 512 / t for t in (1_003_854, 50_000, 10_000)])
-    render(fig)
+    render_strictly(fig)
 
     sweep = {f"p {p}": fake_run(p, rise=0.1 - p / 4) for p in (0.0, 0.1, 0.2, 0.3, 0.5)}
     fig = viz.plot_rate_sweep(sweep, lang)
     assert list(fig.axes[0].get_lines()[0].get_xdata()) == [0.0, 0.1, 0.2, 0.3, 0.5]
-    render(fig)
+    render_strictly(fig)
 
     widths = {
         f"{w} {p}": fake_run(p, width=w, floor=2.8 + w / 1000, params=w * 100)
@@ -120,7 +101,7 @@ def test_epochs_sweep_and_width(lang):
     assert legend[0] == viz.label("width_line", lang, width=16, params=viz.number(1600, lang))
     stars = [line for line in fig.axes[0].get_lines() if line.get_marker() == "*"]
     assert len(stars) == 3
-    render(fig)
+    render_strictly(fig)
 
 
 def test_empty_results_are_refused():

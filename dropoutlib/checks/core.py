@@ -45,6 +45,7 @@ __all__ = [
     "call",
     "call_tensor",
     "fn_name",
+    "gradient_check",
     "input_unchanged_check",
     "positive",
     "run_checks",
@@ -156,6 +157,32 @@ def shape_dtype_check(apply, inputs, key: str = "shape_dtype"):
                 )
 
     return shape_dtype
+
+
+def gradient_check(apply, make_input, slope, prefix: str = "", *, nonzero: bool = False):
+    """The check that ``y = apply(x)``, for the leaf ``x = make_input().requires_grad_()``,
+    carries a gradient and that it is ``slope(y, x)``: the elementwise dy/dx the forward
+    implies (``y / x`` for a mask scaled on a positive x). Failures raise ``prefix +
+    "no_gradient"`` (also for an all-zero gradient when ``nonzero``) or ``prefix + "gradient"``
+    with the largest error; a backward that raises is ``"raised"``."""
+
+    def gradient():
+        x = make_input().requires_grad_()
+        y = apply(x)
+        if not y.requires_grad:
+            raise CheckFailed(prefix + "no_gradient")
+        upstream = torch.randn_like(y)
+        try:
+            (g,) = torch.autograd.grad(y, x, upstream, allow_unused=True)
+        except RuntimeError as exc:
+            raise CheckFailed("raised", exc=f"RuntimeError: {exc}") from None
+        if g is None or (nonzero and not bool(g.abs().sum() > 0)):
+            raise CheckFailed(prefix + "no_gradient")
+        err = float((g - upstream * slope(y.detach(), x.detach())).abs().max())
+        if err > 1e-9:
+            raise CheckFailed(prefix + "gradient", err=err)
+
+    return gradient
 
 
 def input_unchanged_check(apply, make_input, key: str = "input_unchanged"):

@@ -18,6 +18,7 @@ from dropoutlib.checks.core import (
     add_hints,
     call_tensor,
     fn_name,
+    gradient_check,
     input_unchanged_check,
     positive,
     run_checks,
@@ -189,22 +190,12 @@ def seeded_dropout_checks(fn):
         if not torch.equal(before, torch.get_rng_state()):
             raise CheckFailed("sd_global_rng")
 
-    def gradient():
-        x = _positive((50, 40)).requires_grad_()
-        y = call_tensor(fn, x, P, 9)
-        if not y.requires_grad:
-            raise CheckFailed("sd_no_gradient")
-        upstream = torch.randn_like(y)
-        try:
-            (g,) = torch.autograd.grad(y, x, upstream, allow_unused=True)
-        except RuntimeError as exc:
-            raise CheckFailed("raised", exc=f"RuntimeError: {exc}") from None
-        if g is None:
-            raise CheckFailed("sd_no_gradient")
-        want = upstream * (y.detach() != 0) / (1.0 - P)  # the forward's own mask
-        err = float((g - want).abs().max())
-        if err > 1e-9:
-            raise CheckFailed("sd_gradient", err=err)
+    gradient = gradient_check(
+        lambda x: call_tensor(fn, x, P, 9),
+        lambda: _positive((50, 40)),
+        lambda y, x: (y != 0).to(y.dtype) / (1.0 - P),  # the forward's own mask
+        "sd_",
+    )
 
     def saves_nothing():
         x = _positive((64, 256)).requires_grad_()

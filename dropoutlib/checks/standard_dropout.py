@@ -13,6 +13,7 @@ from dropoutlib.checks.core import (
     add_hints,
     call_tensor,
     fn_name,
+    gradient_check,
     input_unchanged_check,
     positive,
     run_checks,
@@ -230,24 +231,12 @@ def inverted_dropout_checks(fn):
                     "independent", axis=Term(f"axis_{axis}"), got=got, want=q**2, tol=tol
                 )
 
-    def gradient():
-        p = 0.3
-        x = positive((50, 40), torch.float64).requires_grad_()
-        y = call_tensor(fn, x, p, training=True)
-        if not y.requires_grad:
-            raise CheckFailed("no_gradient")
-        upstream = torch.randn_like(y)
-        try:
-            (g,) = torch.autograd.grad(y, x, upstream, allow_unused=True)
-        except RuntimeError as exc:
-            raise CheckFailed("raised", exc=f"RuntimeError: {exc}") from None
-        if g is None:
-            raise CheckFailed("no_gradient")
-        # y = x·m/(1-p), so dy/dx = m/(1-p) = y/x (x > 0): the gradient follows from the output.
-        want = upstream * (y.detach() / x.detach())
-        err = float((g - want).abs().max())
-        if err > 1e-9:
-            raise CheckFailed("gradient", err=err)
+    # y = x·m/(1-p), so dy/dx = m/(1-p) = y/x (x > 0): the gradient follows from the output.
+    gradient = gradient_check(
+        lambda x: call_tensor(fn, x, 0.3, training=True),
+        lambda: positive((50, 40), torch.float64),
+        lambda y, x: y / x,
+    )
 
     return [
         ("runs", runs),

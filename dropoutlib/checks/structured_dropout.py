@@ -12,6 +12,7 @@ from dropoutlib.checks.core import (
     add_hints,
     call_tensor,
     fn_name,
+    gradient_check,
     input_unchanged_check,
     positive,
     run_checks,
@@ -223,23 +224,12 @@ def drop_path_checks(fn):
         if abs(got - q**2) > tol:
             raise CheckFailed("s04_independent", got=got, want=q**2, tol=tol)
 
-    def gradient():
-        p = 0.3
-        x = positive((200, 5, 4), torch.float64).requires_grad_()
-        y = call_tensor(fn, x, p, training=True)
-        if not y.requires_grad:
-            raise CheckFailed("s04_no_gradient")
-        upstream = torch.randn_like(y)
-        try:
-            (g,) = torch.autograd.grad(y, x, upstream, allow_unused=True)
-        except RuntimeError as exc:
-            raise CheckFailed("raised", exc=f"RuntimeError: {exc}") from None
-        if g is None:
-            raise CheckFailed("s04_no_gradient")
-        want = upstream * (y.detach() / x.detach())  # dy/dx = mask/(1-p) = y/x, as x > 0
-        err = float((g - want).abs().max())
-        if err > 1e-9:
-            raise CheckFailed("s04_gradient", err=err)
+    gradient = gradient_check(  # dy/dx = mask/(1-p) = y/x, as x > 0
+        lambda x: call_tensor(fn, x, 0.3, training=True),
+        lambda: positive((200, 5, 4), torch.float64),
+        lambda y, x: y / x,
+        "s04_",
+    )
 
     return [
         ("runs", runs),
