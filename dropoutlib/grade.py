@@ -67,6 +67,7 @@ __all__ = [
     "grade_notebook",
     "grading_env",
     "notebook_exercises",
+    "private_kernel",
     "summary_table",
     "write_csv",
 ]
@@ -241,7 +242,7 @@ def grading_env(
         ALL_PROXY=closed,
         all_proxy=closed,
         MPLBACKEND="Agg",
-        JUPYTER_PATH=str(_private_kernel(work)),
+        JUPYTER_PATH=str(private_kernel(work)),
         PYTHONUNBUFFERED="1",
     )
     for name in ("NO_PROXY", "no_proxy"):
@@ -249,14 +250,16 @@ def grading_env(
     return env
 
 
-def _private_kernel(work: Path) -> Path:
-    """A ``python3`` kernelspec running this Python, so the notebooks run with this dropoutlib."""
+def private_kernel(work: Path, display_name: str = "Python 3 (dropoutlib grade)") -> Path:
+    """A ``python3`` kernelspec under ``work`` running this Python, so notebooks run with this
+    dropoutlib whatever ``python3`` kernel is registered elsewhere; returns the folder to put
+    first on ``JUPYTER_PATH`` (the grader's and the book's executor both use it)."""
     data = Path(work) / "jupyter"
     spec = data / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
     kernel = {
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (dropoutlib grade)",
+        "display_name": display_name,
         "language": "python",
     }
     (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import time
@@ -49,17 +48,9 @@ from book.tools.common import LANGS, ROOT
 
 def private_kernel(work: Path) -> Path:
     """A ``python3`` kernelspec running ``sys.executable``; returns the dir for JUPYTER_PATH."""
-    data = Path(work) / "jupyter"
-    spec = data / "kernels" / "python3"
-    spec.mkdir(parents=True, exist_ok=True)
-    kernel = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-        "metadata": {"debugger": True},
-    }
-    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
-    return data
+    from dropoutlib.grade import private_kernel as kernel
+
+    return kernel(work, display_name="Python 3 (ipykernel)")
 
 
 def check_parameters(nb, lang: str, path: Path) -> dict:
