@@ -156,6 +156,35 @@ def test_parallel_runs_equal_sequential_runs(family_experiment, tmp_path, monkey
     # the child starts from its parent's final model
     assert seq["child"].history[0]["val_loss"] == seq["parent"].final["val_loss"]
 
+    # The workers outlive the call: a second call reuses them, in the environment of the call
+    # (a run cache they did not start with), with the same numbers.
+    pool = E.workers._POOL
+    assert pool is not None and pool[2] == 2
+    processes = list(pool[0]._processes.values())
+    monkeypatch.setenv("DROPOUTLIB_CACHE", str(tmp_path / "again"))
+    again = E.run(family_experiment, "smoke", jobs=2, progress=False)
+    assert E.workers._POOL is pool and list(pool[0]._processes.values()) == processes
+    assert {label: r.weights_sha256 for label, r in again.items()} == {
+        label: r.weights_sha256 for label, r in seq.items()
+    }
+    assert (tmp_path / "again" / again["child"].key / "result.json").is_file()
+    E.workers.shutdown()
+    assert E.workers._POOL is None and not any(p.is_alive() for p in processes)
+
+
+def test_runs_start_longest_first():
+    base = E.data_constrained("cpu")
+    longer = dataclasses.replace(base, train=dataclasses.replace(base.train, max_iters=1200))
+    wider = dataclasses.replace(base, model=dataclasses.replace(base.model, n_embd=128))
+    r_drop = dataclasses.replace(base, train=dataclasses.replace(base.train, r_drop_alpha=1.0))
+    cost = E.workers.cost
+    assert cost(longer) > cost(base) and cost(wider) > cost(base)
+    assert 1.5 < cost(r_drop) / cost(base) < 2  # two training passes, the same evaluations
+    # fine-tuning's R-Drop child is the longest of chapter 07's runs, and starts first
+    runs = E.specs("fine-tuning-su-shi", "cpu")
+    children = {label: spec for label, spec in runs.items() if spec.parent}
+    assert max(children, key=lambda label: cost(children[label])).startswith("R-Drop")
+
 
 def test_parents_must_exist_and_not_form_cycles():
     spec = E.data_constrained("smoke")

@@ -20,8 +20,9 @@ The columns:
   two chapters share is paid once, by the first, as in a cold ``make book``);
 * ``train s``: the recorded training seconds of the new runs, one after another;
 * ``wall s``: what they take side by side in ``--jobs`` one-thread processes, parents before the
-  runs that start from them (longest run first; the same schedule as ``experiments.run``, so a
-  lower bound that ignores process start-up and evaluation outside the runs).
+  runs that start from them (longest run first, as ``experiments.run`` orders them by their
+  estimated compute; a lower bound that ignores starting the workers and the work outside the
+  runs).
 
 The budget of ../shared/CHAPTERS.md is about 2.5 minutes of training per chapter on 2 cores; a
 chapter above it is flagged. A run missing from the cache is listed: train it (``make book``)

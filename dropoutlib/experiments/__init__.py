@@ -1,8 +1,9 @@
 """The named experiments the chapters run, one module per chapter, at the scale the machine allows.
 
 The plumbing (profiles, :class:`RunSpec`, the registry, :func:`run` with parallel one-thread
-runs) is in :mod:`dropoutlib.experiments.core`; each chapter's experiments live in the module
-named after the chapter:
+runs) is in :mod:`dropoutlib.experiments.core`, the processes that train runs side by side in
+:mod:`dropoutlib.experiments.workers`; each chapter's experiments live in the module named after
+the chapter:
 
 * :mod:`~dropoutlib.experiments.standard_dropout` (chapter 01);
 * :mod:`~dropoutlib.experiments.dropout_in_transformers` (chapter 02);

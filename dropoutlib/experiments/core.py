@@ -17,8 +17,9 @@ Profiles:
 
 **Parallel runs.** On a CPU the runs of one experiment train side by side in separate processes,
 one thread each, as many at a time as ``jobs`` says (default: ``$DROPOUTLIB_JOBS``, else one per
-core). A run trained with one thread gives the same numbers alone or beside others, so the
-results do not depend on ``jobs``. A run whose spec names a ``parent`` (fine-tuning) starts once
+core), the longest first; the processes are kept for the next call
+(:mod:`dropoutlib.experiments.workers`). A run trained with one thread gives the same numbers
+alone or beside others, so the results do not depend on ``jobs``. A run whose spec names a ``parent`` (fine-tuning) starts once
 its parent has finished, with ``init_from`` set to the parent's key.
 """
 
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dropoutlib.experiments.workers import train_side_by_side
 from dropoutlib.train import RunResult, TrainConfig, lookup, train
 
 __all__ = [
@@ -185,24 +187,6 @@ def _one_thread(device: str):
         torch.set_num_threads(threads)
 
 
-def _worker(label: str, spec: RunSpec, queue) -> dict:
-    """In a child process: train one run on one thread, reporting its steps to the parent."""
-    torch.set_num_threads(1)
-    every = max(1, spec.train.max_iters // 50)
-
-    def report(step, model):
-        if step % every == 0 or step == spec.train.max_iters:
-            queue.put((label, step, None))
-
-    def report_loss(entry):
-        queue.put((label, entry["step"], entry["val_loss"]))
-
-    result = train(
-        spec.model, spec.train, spec.corpus, progress=False, callback=report, on_eval=report_loss
-    )
-    return result.to_dict()
-
-
 def run(
     name: str, profile: str = "auto", *, progress: bool = True, jobs: int | None = None
 ) -> dict[str, RunResult]:
@@ -233,7 +217,7 @@ def run(
         device = next(iter(ready.values())).train.device
         n_jobs = resolve_jobs(jobs, len(missing), device)
         if n_jobs > 1:
-            results.update(_run_parallel(missing, n_jobs, progress, name))
+            results.update(train_side_by_side(missing, n_jobs, progress=progress, name=name))
         else:
             for label, spec in missing.items():
                 with _one_thread(spec.train.device):
@@ -259,43 +243,3 @@ def _waves(todo: dict[str, RunSpec]) -> list[list[str]]:
         waves.append(wave)
         placed.update(wave)
     return waves
-
-
-def _run_parallel(pending: dict[str, RunSpec], jobs: int, progress: bool, name: str):
-    """Train ``pending`` in ``jobs`` one-thread processes, with one bar over all their steps."""
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-    ctx = mp.get_context("spawn")  # fork is unsafe with torch's threads, and absent on macOS
-    manager = ctx.Manager()
-    queue = manager.Queue()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        total = sum(spec.train.max_iters for spec in pending.values())
-        bar = tqdm(total=total, desc=f"{name}: {len(pending)} runs, {jobs} at a time", unit="step")
-    steps = dict.fromkeys(pending, 0)
-    results = {}
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(_worker, label, spec, queue): label for label, spec in pending.items()
-            }
-            remaining = set(futures)
-            while remaining:
-                finished, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
-                while not queue.empty():
-                    label, step, val_loss = queue.get()
-                    if bar is not None:
-                        bar.update(max(0, step - steps[label]))
-                        if val_loss is not None:
-                            bar.set_postfix_str(f"{label}: step {step}, val {val_loss:.4f}")
-                    steps[label] = max(steps[label], step)
-                for future in finished:
-                    results[futures[future]] = RunResult.from_dict(future.result())
-    finally:
-        if bar is not None:
-            bar.close()
-        manager.shutdown()
-    return results
