@@ -111,7 +111,7 @@ def test_cpu_fine_tuning_sees_several_epochs_of_su_shi():
     spec = E.specs("fine-tuning-su-shi", "cpu")["full, dropout 0"]
     n_train = len(corpus_tensors(TARGET)[1])
     epochs = spec.train.max_iters * spec.train.batch_size * spec.model.block_size / n_train
-    assert 4 < epochs < 12
+    assert 2.5 < epochs < 12  # a few passes: enough to overfit (the best step comes early)
 
 
 def test_smoke_experiment_table_and_figure():

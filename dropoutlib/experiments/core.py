@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dropoutlib.experiments import workers
 from dropoutlib.experiments.workers import train_side_by_side
 from dropoutlib.train import RunResult, TrainConfig, lookup, train
 
@@ -199,7 +200,8 @@ def run(
         jobs = 1  # seconds-long runs: starting a process costs more than it saves
     todo = specs(name, profile)
     results: dict[str, RunResult] = {}
-    for wave in _waves(todo):
+    waves = _waves(todo)
+    for i, wave in enumerate(waves):
         ready = {}
         for label in wave:
             spec = todo[label]
@@ -219,6 +221,9 @@ def run(
         if n_jobs > 1:
             results.update(train_side_by_side(missing, n_jobs, progress=progress, name=name))
         else:
+            later = max((len(w) for w in waves[i + 1 :]), default=0)
+            if missing and later > 1 and resolve_jobs(jobs, later, device) > 1:
+                workers.start(resolve_jobs(jobs, later, device))  # while the parent trains
             for label, spec in missing.items():
                 with _one_thread(spec.train.device):
                     results[label] = train(spec.model, spec.train, spec.corpus, progress=progress)

@@ -70,12 +70,12 @@ def _settings(profile: str):
         shape = dict(n_layer=3, n_embd=64, n_head=4, block_size=32)
         pre = dict(max_iters=500, eval_interval=100, eval_iters=20, batch_size=16)
         pre.update(learning_rate=2e-3)
-        fine = dict(max_iters=300, eval_interval=30, eval_iters=8, batch_size=16)
+        fine = dict(max_iters=150, eval_interval=25, eval_iters=8, batch_size=16)
         fine.update(learning_rate=5e-4)
         lora_lr = 5e-3
         note = (
             "pre-training 500 steps of 16 x 32 characters (0.15 epochs of the general corpus), "
-            "fine-tuning 300 steps (about 6 epochs of Su Shi's 25,892 training characters)"
+            "fine-tuning 150 steps (about 3 epochs of Su Shi's 25,892 training characters)"
         )
     else:
         shape = dict(n_layer=2, n_embd=32, n_head=2, block_size=16)

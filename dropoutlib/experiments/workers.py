@@ -7,9 +7,10 @@
   dropoutlib, and the first optimizer imports ``torch._dynamo``). The pool is kept between
   calls, so a notebook that runs five experiments pays that once, not five times. The
   ``DROPOUTLIB_*`` variables (run cache, corpora) travel with every run, so a worker sees the
-  environment of the call, not the one it started in. :func:`shutdown` ends the workers, for
-  example after editing dropoutlib in a running session; a failed or interrupted call ends them
-  too, and the next call starts fresh ones.
+  environment of the call, not the one it started in. While a parent trains in the calling
+  process, the workers for its children start on the idle cores (:func:`start`). :func:`shutdown`
+  ends the workers, for example after editing dropoutlib in a running session; a failed or
+  interrupted call ends them too, and the next call starts fresh ones.
 * **Longest first.** Runs start in order of their estimated compute (:func:`cost`), the longest
   first, so a long run (R-Drop's two passes, a wide model) does not start last and leave one
   core idle at the end. Each run trains with one thread and its own seed, so neither the order
@@ -24,7 +25,7 @@ import torch
 
 from dropoutlib.train import RunResult, train
 
-__all__ = ["cost", "shutdown", "train_side_by_side"]
+__all__ = ["cost", "shutdown", "start", "train_side_by_side"]
 
 _POOL = None  # (executor, progress queue, jobs) while workers are alive
 _QUEUE = None  # in a worker: the queue its runs report their steps to
@@ -93,6 +94,20 @@ def _pool(jobs: int, n_runs: int):
         )
         _POOL = (executor, queue, jobs)
     return _POOL
+
+
+def _warm() -> None:
+    """In a worker: pay the one-time costs of a first run (torch's optimizer imports
+    ``torch._dynamo``) before there is a run to train."""
+    torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+
+
+def start(jobs: int) -> None:
+    """Start ``jobs`` workers now, without waiting for them: for a wave of runs that can train
+    side by side once the run now training in this process (their parent) has finished."""
+    executor, _, _ = _pool(jobs, jobs)
+    for _ in range(jobs):
+        executor.submit(_warm)
 
 
 def shutdown() -> None:
