@@ -19,8 +19,9 @@ Profiles:
 one thread each, as many at a time as ``jobs`` says (default: ``$DROPOUTLIB_JOBS``, else one per
 core), the longest first; the processes are kept for the next call
 (:mod:`dropoutlib.experiments.workers`). A run trained with one thread gives the same numbers
-alone or beside others, so the results do not depend on ``jobs``. A run whose spec names a ``parent`` (fine-tuning) starts once
-its parent has finished, with ``init_from`` set to the parent's key.
+alone or beside others, so the results do not depend on ``jobs``. A run whose spec names a
+``parent`` (fine-tuning) starts once its parent has finished, with ``init_from`` set to the
+parent's key.
 """
 
 from __future__ import annotations
