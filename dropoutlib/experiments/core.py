@@ -35,7 +35,6 @@ from dataclasses import dataclass
 import torch
 
 from dropoutlib.experiments import workers
-from dropoutlib.experiments.workers import train_side_by_side
 from dropoutlib.train import RunResult, TrainConfig, lookup, train
 
 __all__ = [
@@ -220,7 +219,9 @@ def run(
         device = next(iter(ready.values())).train.device
         n_jobs = resolve_jobs(jobs, len(missing), device)
         if n_jobs > 1:
-            results.update(train_side_by_side(missing, n_jobs, progress=progress, name=name))
+            results.update(
+                workers.train_side_by_side(missing, n_jobs, progress=progress, name=name)
+            )
         else:
             later = max((len(w) for w in waves[i + 1 :]), default=0)
             if missing and later > 1 and resolve_jobs(jobs, later, device) > 1:
